@@ -1,0 +1,47 @@
+"""Distances between distributions given by samples (Arora et al. 2017, Definitions 1-2).
+
+Public names (fixed; users and docs rely on them):
+
+- :func:`js_divergence`       JS between histograms (nats)
+- :func:`empirical_js`        plug-in JS between two empirical distributions (exact on atoms)
+- :func:`knn_js`              k-nearest-neighbour estimator of JS between densities
+- :func:`wasserstein`         W_p with Euclidean ground cost (exact, 1-D, Sinkhorn)
+- :func:`sliced_wasserstein`  sliced W_p (Monte Carlo over directions)
+- :func:`neural_net_distance` d_{F,phi} of Definition 2, trained on the ensemble engine
+- :mod:`gangen.distances.measuring`  measuring functions phi with their range and Lipschitz constant
+
+Names are resolved lazily so that ``from gangen.distances import wasserstein`` does not
+import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "js_divergence": "js",
+    "empirical_js": "js",
+    "knn_js": "js",
+    "wasserstein": "wasserstein",
+    "sliced_wasserstein": "wasserstein",
+    "neural_net_distance": "neural",
+    "NeuralNetDistance": "neural",
+    "measuring": None,
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'gangen.distances' has no attribute {name!r}")
+    module_name = _EXPORTS[name]
+    if module_name is None:
+        return importlib.import_module(f"{__name__}.{name}")
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    return getattr(module, name)
+
+
+def __dir__() -> list[str]:
+    return __all__

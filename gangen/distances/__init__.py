@@ -10,8 +10,8 @@ Public names (fixed; users and docs rely on them):
 - :func:`neural_net_distance` d_{F,phi} of Definition 2, trained on the ensemble engine
 - :mod:`gangen.distances.measuring`  measuring functions phi with their range and Lipschitz constant
 
-Names are resolved lazily so that ``from gangen.distances import wasserstein`` does not
-import torch.
+The JS and Wasserstein functions need only numpy/scipy (POT is imported on first use); the
+neural-net distance is resolved lazily, so importing this package does not import torch.
 """
 
 from __future__ import annotations
@@ -19,18 +19,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# Imported eagerly (numpy/scipy only): binds the name ``wasserstein`` to the function, not to
+# the submodule of the same name (which the import system would otherwise leave here).
+from gangen.distances.js import empirical_js, js_divergence, knn_js
+from gangen.distances.wasserstein import sliced_wasserstein, wasserstein
+
+_EAGER = ["js_divergence", "empirical_js", "knn_js", "wasserstein", "sliced_wasserstein"]
 _EXPORTS = {
-    "js_divergence": "js",
-    "empirical_js": "js",
-    "knn_js": "js",
-    "wasserstein": "wasserstein",
-    "sliced_wasserstein": "wasserstein",
     "neural_net_distance": "neural",
     "NeuralNetDistance": "neural",
     "measuring": None,
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EAGER, *_EXPORTS])
 
 
 def __getattr__(name: str) -> Any:

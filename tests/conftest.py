@@ -22,6 +22,13 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under ``pytest -n N`` every worker gets one intra-op thread: with N workers on N cores,
+    # OpenMP threads contending for the same cores make tiny-tensor steps ~100x slower.
+    import torch
+
+    torch.set_num_threads(1)
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

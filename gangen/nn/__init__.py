@@ -1,0 +1,39 @@
+"""Discriminator families and the batched ensemble trainer.
+
+Public names (resolved lazily, so ``from gangen.nn import MLPFamily`` does not import torch):
+
+- :class:`MLPFamily`, :func:`linear_family`   families with an exact parameter count p
+- :func:`train_ensemble`     train K independent members at once (Definition 2's objective)
+- :func:`evaluate_ensemble`  their objective on other (held-out) samples, without training
+- :func:`value_and_grad`     the objective and its hand-written gradient
+- :class:`EnsembleResult`, :class:`ChunkPlan`, :func:`plan_chunks`, :func:`resolve_device`
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "MLPFamily": "families",
+    "linear_family": "families",
+    "train_ensemble": "ensemble",
+    "evaluate_ensemble": "ensemble",
+    "value_and_grad": "ensemble",
+    "EnsembleResult": "ensemble",
+    "ChunkPlan": "ensemble",
+    "plan_chunks": "ensemble",
+    "resolve_device": "ensemble",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'gangen.nn' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

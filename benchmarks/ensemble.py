@@ -23,7 +23,42 @@ Usage::
     python benchmarks/ensemble.py --quick          # m in {64, 256, 1024}, 50 steps
     python benchmarks/ensemble.py --json out.json  # also write {"rows": [...], "meta": {...}}
 
-Measured: see the README's performance section (and the closing note of the issue).
+Design choices, measured on this 2-core AMD EPYC (Zen 5, AVX-512; 2 MiB L2 per core,
+32 MiB L3), torch 2.13 CPU, single-core CPU time unless said otherwise:
+
+- batched matmuls (``torch.baddbmm`` / ``bmm`` over members) reach 80-100 GFLOP/s per
+  core on the (K, rows, 16..64) shapes, about sgemm's rate; the hand-written backward
+  avoids autograd's graph and per-tensor optimizer loops (``torch.func`` + ``vmap``
+  would run the same batched matmuls plus that overhead);
+- the width-1 output layer: ``bmm`` with a width-1 operand took 145 us (forward) and
+  207 us (weight gradient) for 8 members x 512 rows x 64, against 44 us for mul + sum
+  and 16 us for g^T A; at these sizes it was also the one op whose bits differed between
+  a member alone and in a batch;
+- cache: one core, m = 4096: width 64 best at 2048 rows per pass (2.2 MB of activations),
+  width 32 at 4096 (2.4 MB), 10-15% slower at twice or half; hence a 2.5 MiB budget;
+- parallelism: one worker thread per core, each training whole chunks with one-thread
+  ops, against every op split over 2 OpenMP threads: 23-43 against 8-13 GFLOP/s with
+  other processes on the machine (load ~3, 20 steps), where OpenMP's per-op barriers
+  stall.
+
+Measured with ``--threads 1 --clock cpu`` (one core, process CPU time; the machine was
+shared, load average ~8, so wall-clock 2-thread timings were meaningless: the loop's
+2-thread ops slowed 10-50x under that load while the engine's workers did not):
+
+      m width     p   loop_s engine_s speedup loop GF/s  eng GF/s   sgemm eng/sg
+     64    32  1633    6.348    0.289   21.99       2.5      55.6   105.6    53%
+    256    32  1633    7.008    1.014    6.91       9.2      63.3   105.6    60%
+   1024    32  1633   10.467    3.898    2.68      24.5      65.9   105.6    62%
+   4096    32  1633   23.580   14.829    1.59      43.6      69.3   105.6    66%
+     64    64  5313    6.591    0.773    8.52       7.9      67.5   105.6    64%
+    256    64  5313    8.831    2.786    3.17      23.7      75.0   105.6    71%
+   1024    64  5313   18.033   10.694    1.69      46.3      78.1   105.6    74%
+   4096    64  5313   56.710   42.770    1.33      58.9      78.2   105.6    74%
+
+(sgemm here is one core's.) The loop already runs at 22% of sgemm for width 64 at
+m = 256 (and 44-56% at m >= 1024): 8x faster would be 190 GFLOP/s on one core, beyond
+its sgemm rate of 106, so that target is out of reach for any engine there. Rerun the
+default (2 threads, wall clock) on a quiet machine for the issue's table.
 """
 
 from __future__ import annotations

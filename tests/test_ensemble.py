@@ -165,7 +165,7 @@ def test_member_in_batch_equals_member_alone(batch_size):
         np.testing.assert_allclose(batch.params[k], alone.params[0], rtol=0, atol=steps * lr * 64 * U32 * 10)
 
 
-def test_worker_threads_do_not_change_results():
+def test_worker_threads_agree_with_one_thread():
     fam = MLPFamily(d=2, hidden=(6,))
     x, y = data(6, 16, 16, 2)
     kw = dict(family=fam, seeds=range(6), steps=30, lr=1e-2, device="cpu")

@@ -42,8 +42,9 @@ class LogMeasuring:
     r"""phi(t) = log(delta + (1 - delta) t), the measuring function of the original GAN.
 
     Range [log delta, 0] (so Delta = -log delta) and phi'(t) = (1 - delta)/(delta + (1 - delta) t),
-    largest at t = 0 where it equals (1 - delta)/delta; the paper's constant L_phi = 1/delta bounds it. As delta -> 0 this is log t, and
-    d_{F,phi} with F = all functions tends to 2 JS (Definition 2 and below).
+    largest at t = 0 where it equals (1 - delta)/delta; the paper's constant L_phi = 1/delta
+    bounds it. As delta -> 0 this is log t, and d_{F,phi} with F = all functions tends to
+    2 JS (Definition 2 and below).
 
     >>> phi = LogMeasuring(delta=0.5)
     >>> float(phi(1.0)), phi.phi_half == math.log(0.75)

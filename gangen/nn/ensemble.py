@@ -13,9 +13,10 @@ With phi(t) = t, J_k = mean D(x_k) - mean D(y_k), the IPM form; with a sigmoid h
 How it is fast (measurements in ``benchmarks/ensemble.py``):
 
 - parameters of a chunk of members live in one flat buffer, layer-major, so that layer l
-  of all members is one contiguous (K, in, out) tensor; every layer of the forward pass
-  and of the hand-written backward pass is one batched matmul (``torch.baddbmm``) over
-  the members, and Adam is a handful of elementwise ops over the whole buffer;
+  of all members is one contiguous (K, in, out) tensor; every hidden layer of the forward
+  pass and of the hand-written backward pass is one batched matmul (``torch.baddbmm``)
+  over the members (the single-output layer is a multiply-and-sum), and Adam is a
+  handful of elementwise ops over the whole buffer;
 - no autograd graph and no allocation in the loop: activations, gradients and Adam
   moments are preallocated and written with ``out=``;
 - K is split into chunks of members, and the 2m rows of a member into blocks, so that
@@ -230,7 +231,7 @@ def _power_iteration(W: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 class _Net:
-    """Parameters, gradients and Adam state of one chunk of kc members, plus the passes.
+    """Parameters and gradients of one chunk of kc members, with the forward and backward passes.
 
     ``flat`` holds the effective parameters the forward pass uses. With ``train`` and a
     spectrally bounded family, ``raw`` holds the optimised parameters and each step sets the
@@ -260,8 +261,7 @@ class _Net:
                     _power_iteration(W, v)
             self.power_u: list[torch.Tensor] = []
             self.sigma: list[torch.Tensor] = []
-        self._buffers: dict[int, tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]] = {}
-        self.exp_avg: torch.Tensor | None = None
+        self._buffers: dict[int, tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor]] = {}
 
     # -- buffers: activations (post-nonlinearity) and their gradients, per block size
     def _bufs(self, rows: int) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, torch.Tensor]:

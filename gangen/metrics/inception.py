@@ -564,13 +564,10 @@ def load_inception(weights_path: str | os.PathLike, *, device: str | torch.devic
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"`` -> CUDA if available else CPU; anything else -> ``torch.device(device)``."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:<i>' or a torch.device; got {device!r}") from exc
+    """``None`` or ``"auto"`` -> CUDA if available else CPU; see :func:`gangen.nn.ensemble.resolve_device`."""
+    from gangen.nn.ensemble import resolve_device as _resolve_device
+
+    return _resolve_device("auto" if device is None else device)
 
 
 def _as_uint8_images(images: Any, name: str = "images") -> torch.Tensor:

@@ -284,7 +284,7 @@ def save_figure(fig: Any, path_stem: str | os.PathLike, *, dpi: int = 300, close
     The PDF carries no creation date, so re-running a study rewrites identical bytes.
     ``close`` releases the figure afterwards. Returns ``(pdf_path, png_path)``.
     """
-    from gangen.studies.runner import atomic_write_bytes
+    from gangen._io import atomic_write_bytes
 
     stem = Path(path_stem)
     if stem.suffix in (".pdf", ".png"):

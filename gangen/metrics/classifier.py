@@ -23,9 +23,9 @@ A typical study::
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import gangen
+from gangen._io import atomic_write_bytes
 from gangen._validation import check_nonneg_int, check_positive_float, check_positive_int, is_torch_tensor
 from gangen.metrics.inception import InceptionScore, _as_uint8_images, _batched_forward, inception_score, resolve_device
 
@@ -155,17 +156,9 @@ def _data_digest(images: torch.Tensor, labels: torch.Tensor) -> str:
 
 
 def _save_atomic(obj: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a cache file is readable like any other
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _from_record(record: Any, where: str, device: torch.device) -> SmallCNN:

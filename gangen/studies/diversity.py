@@ -607,7 +607,7 @@ def _verdict(summary: dict, config: DiversityConfig) -> list[str]:
     lines.append(
         "Held-out finding (Gulrajani et al. 2019): against held-out real data the sampler of mu scores "
         + ", ".join(f"{e['sampler_mean']:+.3f}" for e in g.values())
-        + f" (per width) and the memorizer scores higher (worse) at a fraction "
+        + " (per width) and the memorizer scores higher (worse) at a fraction "
         + ", ".join(f"{e['frac_s_memorizer_worse']:.2f}" for e in g.values())
         + " of the supports (95% paired interval above 0)"
         + (f"; the gap grows as s shrinks (Spearman rho of gap vs s: {min(rhos):.2f} to {max(rhos):.2f})"

@@ -90,7 +90,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 import types
 import typing
@@ -100,6 +99,8 @@ from typing import Any, Callable, Hashable, Iterable, Iterator, Literal, Mapping
 
 import numpy as np
 import pandas as pd
+
+from gangen._io import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "Cell",
@@ -130,45 +131,8 @@ VERSIONED_PACKAGES = ("numpy", "scipy", "torch", "POT", "matplotlib", "pandas", 
 
 
 # --------------------------------------------------------------------------- atomic I/O
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: a temp file in the same folder, then ``os.replace``.
-
-    Readers see either the old file or the complete new one, never a partial file; on
-    any error the temp file is removed and an existing ``path`` is left untouched.
-
-    >>> import tempfile, pathlib
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     p = atomic_write_bytes(pathlib.Path(d) / "x.txt", b"hello")
-    ...     (p.read_bytes(), sorted(q.name for q in pathlib.Path(d).iterdir()))
-    (b'hello', ['x.txt'])
-    """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"data must be bytes; got {type(data).__name__}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically; see :func:`atomic_write_bytes`."""
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str; got {type(text).__name__}")
-    return atomic_write_bytes(path, text.encode("utf-8"))
+# atomic_write_bytes / atomic_write_text live in gangen._io (shared with plotting and the
+# classifier cache) and are re-exported here for study authors.
 
 
 # --------------------------------------------------------------------------- JSON helpers

@@ -38,3 +38,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} not present (see shared/data/README.md)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's tests with one torch thread, restoring the previous count afterwards.
+
+    Tiny tensors and small convolutions run fastest on one thread when the 2 cores are
+    shared: more OpenMP threads than free cores make torch's thread pool spin (measured
+    10-100x slower). Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -27,13 +27,8 @@ from gangen.mixgan.equilibrium import PointGenerator
 from gangen.mixgan.losses import linear_payoff
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: extra OpenMP threads only add contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# Tiny tensors: one intra-op thread (see the fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 S = 0.5
 RPS = rock_paper_scissors(margin=S)

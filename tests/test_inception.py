@@ -30,14 +30,8 @@ from gangen.metrics.inception import (
     resize_bilinear_tf1,
 )
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small convolutions run fastest on one thread when 2 cores are shared (pytest -n 2);
-    more threads than free cores make torch's thread pool spin (measured: 40x slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Tiny tensors: one intra-op thread (see the fixture in conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --------------------------------------------------------------------------------------

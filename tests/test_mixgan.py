@@ -8,6 +8,7 @@ chi-square test.
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,7 @@ from torch import nn
 
 from gangen.mixgan import MixGANConfig, Mixture, build_mixture, entropy_regularizer, preset, seed_streams, train
 from gangen.mixgan.losses import log_payoff
-from gangen.mixgan.train import adaptive_generator_steps
+from gangen.mixgan.train import adaptive_generator_steps, history_columns
 from gangen.nn.players import MLPDiscriminator, MLPGenerator
 from gangen.samplers import ring8
 
@@ -277,6 +278,47 @@ def test_history_table():
     F0 = h.loc[0, [f"F_{i}_{j}" for i in range(3) for j in range(3)]].to_numpy(float).reshape(3, 3)
     assert h.loc[0, "value"] == pytest.approx(F0.mean(), rel=1e-5)
     assert h.loc[0, "d_adv"] == pytest.approx(-F0.mean(), rel=1e-5)
+
+
+def test_zero_steps_gives_an_empty_history_with_the_columns():
+    res = train(MixGANConfig(n_components=2, steps=0, hidden=4), ring8())
+    assert len(res.history) == 0
+    assert list(res.history.columns) == history_columns(2)
+    full = train(MixGANConfig(n_components=2, steps=2, hidden=4, batch_size=8), ring8())
+    assert list(full.history.columns) == history_columns(2)
+
+
+@pytest.mark.parametrize("family", ["mlp", "dcgan"])
+def test_callback_sees_every_checkpoint_and_cannot_disturb_training(family):
+    """callback(t, G, D) at t = 0..steps equals a run of t steps; a meddling callback changes nothing."""
+    if family == "mlp":
+        real, kw = ring8(), dict(hidden=8)
+    else:
+        real, kw = np.random.default_rng(0).uniform(-1, 1, size=(30, 1, 28, 28)).astype(np.float32), dict(width=4, latent_dim=4)
+    cfg = MixGANConfig(n_components=2, steps=3, batch_size=8, family=family, log_every=1, **kw)
+    seen: dict[int, list[torch.Tensor]] = {}
+
+    def meddle(t, gens, discs):
+        assert not torch.is_grad_enabled()
+        seen[t] = [p.detach().clone() for p in gens.stacked]
+        gens.eval(), discs.eval()  # a careless evaluator: switches BatchNorm to eval mode ...
+        torch.rand(100)  # ... and draws from torch's global stream
+        gens.sample(16, seed=t)
+
+    with_cb = train(cfg, real, callback=meddle)
+    plain = train(cfg, real)
+    assert sorted(seen) == [0, 1, 2, 3]
+    for p, q in zip(with_cb.generators.stacked, plain.generators.stacked):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    cols = [c for c in plain.history.columns if c != "time_s"]
+    pd.testing.assert_frame_equal(with_cb.history[cols], plain.history[cols])
+    assert with_cb.generators.training and with_cb.discriminators.training
+    # the snapshot at t is the state of a run stopped after t steps
+    short = train(MixGANConfig(**{**cfg.to_dict(), "steps": 2}), real)
+    for p, q in zip(seen[2], short.generators.stacked):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="callback"):
+        train(cfg, real, callback="every step")
 
 
 def test_weights_learned_or_frozen():

@@ -66,6 +66,7 @@ __all__ = [
     "build_players",
     "RealData",
     "adaptive_generator_steps",
+    "history_columns",
 ]
 
 OPTIMIZERS = ("adam", "rmsprop")
@@ -368,6 +369,7 @@ def train(
     generator_factory: Callable[[], nn.Module] | None = None,
     discriminator_factory: Callable[[], nn.Module] | None = None,
     device: str | torch.device = "cpu",
+    callback: Callable[[int, Mixture, Mixture], Any] | None = None,
 ) -> MixGANResult:
     """Train MIX+GAN (T = ``config.n_components``) against ``real``; T = 1 is a plain GAN.
 
@@ -382,6 +384,13 @@ def train(
     generator_factory, discriminator_factory : callables returning nn.Module, optional
         Override the config's player family (see :mod:`gangen.nn.players` for the contract).
     device : torch device
+    callback : callable ``callback(t, generators, discriminators)``, optional
+        Called at ``t = 0`` (before the first step) and after every step ``t = 1, ...,
+        steps`` (``t`` = generator phases done), under ``torch.no_grad()``, so that a
+        study can evaluate checkpoints of one run instead of retraining shorter runs.
+        It cannot disturb training: it sees none of the training streams, torch's
+        global random state is restored after it, and so is each player's
+        train/eval mode. Its return value is ignored.
 
     Returns
     -------
@@ -416,9 +425,22 @@ def train(
     noise = torch.Generator().manual_seed(seeds.noise)
     beta = config.entropy_coef
 
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable as callback(t, generators, discriminators); got {type(callback).__name__}")
+
+    def checkpoint(t: int) -> None:
+        if callback is None:
+            return
+        modes = [(m, m.training) for m in (*gens.modules(), *discs.modules())]
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            callback(t, gens, discs)
+        for m, mode in modes:
+            m.train(mode)
+
     rows: list[dict[str, Any]] = []
     d_updates = g_updates = 0
     t0 = time.perf_counter()
+    checkpoint(0)
     for step in range(config.steps):
         log_now = step % config.log_every == 0 or step == config.steps - 1
 
@@ -474,5 +496,20 @@ def train(
             row["time_s"] = time.perf_counter() - t0
             rows.append(row)
             d_updates = g_updates = 0
+        checkpoint(step + 1)
 
-    return MixGANResult(gens, discs, pd.DataFrame(rows), config)
+    return MixGANResult(gens, discs, pd.DataFrame(rows, columns=history_columns(T) if not rows else None), config)
+
+
+def history_columns(n_components: int) -> list[str]:
+    """The columns of :attr:`MixGANResult.history` for T = ``n_components`` (in order).
+
+    >>> history_columns(1)
+    ['step', 'd_loss', 'd_adv', 'penalty', 'value', 'g_loss', 'd_updates', 'g_updates', 'w_g0', 'w_d0', 'F_0_0', 'time_s']
+    """
+    T = check_positive_int(n_components, "n_components")
+    return [
+        "step", "d_loss", "d_adv", "penalty", "value", "g_loss", "d_updates", "g_updates",
+        *(f"w_g{i}" for i in range(T)), *(f"w_d{j}" for j in range(T)),
+        *(f"F_{i}_{j}" for i in range(T) for j in range(T)), "time_s",
+    ]

@@ -349,9 +349,13 @@ def test_plot_only_redraws_without_computing(tmp_path, capsys):
         raise AssertionError("--plot-only ran cells")
 
     frozen = dataclasses.replace(STUDY, run_group=must_not_run)
+    summary_path = tmp_path / "studies" / "toy" / "summary.json"
+    first_summary = json.loads(summary_path.read_text())
+    summary_path.write_text("{}")  # a stale summary: --plot-only recomputes it from results.csv
     replotted = main(frozen, ["--plot-only", "--out", str(tmp_path)])
     assert all(p.stat().st_size > 1000 for p in figs)
     pd.testing.assert_frame_equal(replotted, table)
+    assert first_summary and json.loads(summary_path.read_text()) == first_summary
     assert load_results(STUDY, tmp_path).config == TINY
     with pytest.raises(SystemExit) as exc:
         main(frozen, ["--plot-only", "--out", str(tmp_path / "empty")])

@@ -90,6 +90,7 @@ import pandas as pd
 
 from gangen._validation import check_nonneg_int, check_open_unit, check_positive_float, check_positive_int
 from gangen.studies.runner import Cell, Study, derive_seed, main, make_cell
+from gangen.stats import loglog_fit
 
 __all__ = [
     "DiversityConfig",
@@ -396,28 +397,17 @@ def crossing(s_values, values, eps: float) -> tuple[float | None, int | None, st
 
 
 def fit_power_law(x, y) -> dict:
-    r"""Least squares of log y = a + b·log x: b, its standard error and 95% t-interval, and e^a.
-
-    The interval needs >= 3 points (else None).
+    r"""Least squares of log y = a + b·log x (:func:`gangen.stats.loglog_fit` with two points allowed),
+    under this study's summary keys: ``exponent`` (b), ``exponent_se``, ``exponent_ci95`` (95% t-interval;
+    both need >= 3 points, else None), ``prefactor`` (e^a) and ``n_points``.
 
     >>> f = fit_power_law([1, 10, 100], [3, 30, 300])
     >>> round(f["exponent"], 12), round(f["prefactor"], 12)
     (1.0, 3.0)
     """
-    from scipy import stats
-
-    lx, ly = np.log(np.asarray(x, dtype=np.float64)), np.log(np.asarray(y, dtype=np.float64))
-    if lx.size < 2 or np.unique(lx).size < 2:
-        return {"n_points": int(lx.size), "exponent": None, "exponent_se": None, "exponent_ci95": None,
-                "prefactor": None}
-    fit = stats.linregress(lx, ly)
-    ci = None
-    if lx.size >= 3:
-        half = float(stats.t.ppf(0.975, lx.size - 2) * fit.stderr)
-        ci = [float(fit.slope - half), float(fit.slope + half)]
-    return {"n_points": int(lx.size), "exponent": float(fit.slope),
-            "exponent_se": float(fit.stderr) if lx.size >= 3 else None, "exponent_ci95": ci,
-            "prefactor": float(math.exp(fit.intercept))}
+    fit = loglog_fit(x, y, min_points=2)
+    return {"n_points": fit["n"] + fit["n_excluded"], "exponent": fit["slope"], "exponent_se": fit["stderr"],
+            "exponent_ci95": fit["ci95"], "prefactor": fit["prefactor"]}
 
 
 def heldout_curves(table: pd.DataFrame, metric: str = "nn_heldout") -> dict[tuple[int, int], pd.DataFrame]:

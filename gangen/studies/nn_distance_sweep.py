@@ -85,6 +85,7 @@ import pandas as pd
 from gangen._validation import check_nonneg_int, check_open_unit, check_positive_float, check_positive_int
 from gangen.distances.measuring import IdentityMeasuring, LogMeasuring, Measuring
 from gangen.samplers import Gaussian, shifted_gaussian
+from gangen.stats import loglog_fit, pooled_slope
 from gangen.studies.runner import Cell, Study, derive_seed, grid, main, make_cell
 
 __all__ = [
@@ -502,67 +503,6 @@ def sliced_w1_shift(d: int, shift: float) -> float:
 
 
 # --------------------------------------------------------------------------- fits
-
-
-def loglog_fit(x: Sequence[float], y: Sequence[float], *, level: float = 0.95) -> dict:
-    r"""Least-squares line log y = a + b log x with a Student-t interval on the slope b.
-
-    Uses only points with y > 0 (``n_excluded`` counts the others). Returns ``slope``, ``intercept``,
-    ``stderr``, ``ci95`` ([lo, hi]), ``n`` and ``n_excluded``; slope entries are None with fewer than two
-    distinct x or fewer than three points.
-
-    >>> fit = loglog_fit([1, 10, 100], [1.0, 0.1, 0.01])
-    >>> round(fit["slope"], 12), fit["ci95"] == [fit["slope"], fit["slope"]]
-    (-1.0, True)
-    """
-    from scipy import stats
-
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    keep = y > 0
-    x, y = x[keep], y[keep]
-    out: dict = {"n": int(x.size), "n_excluded": int((~keep).sum()), "slope": None, "intercept": None,
-                 "stderr": None, "ci95": None}
-    if x.size < 3 or np.unique(x).size < 2:
-        return out
-    lx, ly = np.log(x), np.log(y)
-    fit = stats.linregress(lx, ly)
-    half = stats.t.ppf(0.5 + level / 2, x.size - 2) * fit.stderr
-    out.update(slope=float(fit.slope), intercept=float(fit.intercept), stderr=float(fit.stderr),
-               ci95=[float(fit.slope - half), float(fit.slope + half)])
-    return out
-
-
-def pooled_slope(x: Sequence[float], y: Sequence[float], groups: Sequence[Any], *, level: float = 0.95) -> dict:
-    r"""One slope b common to all groups, log y = a_g + b log x (a separate intercept per group), OLS + t-interval.
-
-    Points with y <= 0 are dropped (``n_excluded``). Returns ``slope``, ``stderr``, ``ci95``, ``n``, ``n_groups``.
-
-    >>> fit = pooled_slope([1, 10, 100, 1, 10, 100], [1.0, 0.1, 0.01, 5.0, 0.5, 0.05], ["a"] * 3 + ["b"] * 3)
-    >>> round(fit["slope"], 12), fit["n_groups"]
-    (-1.0, 2)
-    """
-    from scipy import stats
-
-    x, y, g = np.asarray(x, float), np.asarray(y, float), np.asarray(groups)
-    keep = y > 0
-    x, y, g = x[keep], y[keep], g[keep]
-    levels = list(dict.fromkeys(g.tolist()))
-    out: dict = {"n": int(x.size), "n_excluded": int((~keep).sum()), "n_groups": len(levels), "slope": None,
-                 "stderr": None, "ci95": None}
-    k = 1 + len(levels)
-    if x.size <= k or np.unique(x).size < 2:
-        return out
-    X = np.column_stack([np.log(x)] + [(g == lv).astype(float) for lv in levels])  # (n, 1 + groups)
-    ly = np.log(y)
-    coef, *_ = np.linalg.lstsq(X, ly, rcond=None)
-    resid = ly - X @ coef
-    dof = x.size - k
-    s2 = float(resid @ resid) / dof
-    cov = s2 * np.linalg.pinv(X.T @ X)
-    se = math.sqrt(max(cov[0, 0], 0.0))
-    half = stats.t.ppf(0.5 + level / 2, dof) * se
-    out.update(slope=float(coef[0]), stderr=se, ci95=[float(coef[0] - half), float(coef[0] + half)])
-    return out
 
 
 def _bootstrap_slope(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> list[float] | None:

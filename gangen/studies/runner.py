@@ -736,11 +736,7 @@ def run_study(
 
     table = _build_table(cells, [rows[i] for i in range(len(cells))])
     atomic_write_text(results_dir / "results.csv", table.to_csv(index=False))
-    summary = study.summarize(table, config) if study.summarize is not None else {}
-    if not isinstance(summary, Mapping):
-        raise TypeError(f"{study.name}.summarize must return a dict; got {type(summary).__name__}")
-    summary = _jsonable(summary)
-    atomic_write_text(results_dir / "summary.json", _dump_json(summary))
+    summary = _write_summary(study, table, config, results_dir)
     meta = {
         "study": study.name,
         "study_version": study.version,
@@ -767,6 +763,16 @@ def _plot(study: Study, table: pd.DataFrame, config: Any, summary: dict, out_dir
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     return tuple(Path(p) for p in (study.plot(table, config, summary, fig_dir) or ()))
+
+
+def _write_summary(study: Study, table: pd.DataFrame, config: Any, results_dir: Path) -> dict:
+    """Compute ``study.summarize(table, config)`` and write it to ``results_dir/summary.json``."""
+    summary = study.summarize(table, config) if study.summarize is not None else {}
+    if not isinstance(summary, Mapping):
+        raise TypeError(f"{study.name}.summarize must return a dict; got {type(summary).__name__}")
+    summary = _jsonable(summary)
+    atomic_write_text(results_dir / "summary.json", _dump_json(summary))
+    return summary
 
 
 def load_results(study: Study, out_dir: str | os.PathLike) -> StudyResults:
@@ -860,7 +866,7 @@ def build_parser(study: Study) -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
                      help="output folder (default: the current directory)")
     run.add_argument("--plot-only", action="store_true",
-                     help="rebuild the figures from DIR/studies/<study>/ without computing anything")
+                     help="recompute summary.json and rebuild the figures from the saved DIR/studies/<study>/results.csv, training nothing")
 
     fields = parser.add_argument_group(f"study config ({study.config_cls.__name__})")
     for name, spec in specs.items():
@@ -899,8 +905,11 @@ def main(study: Study, argv: Sequence[str] | None = None) -> pd.DataFrame:
             saved = load_results(study, out)
         except FileNotFoundError as exc:
             parser.error(str(exc))
-        figures = _plot(study, saved.table, saved.config, saved.summary, out)
-        print(f"{study.name}: redrew {len(figures)} figure files from {saved.results_dir}", file=sys.stderr)
+        # summarize is a pure function of the saved table and config: refresh summary.json with the code as it stands
+        summary = _write_summary(study, saved.table, saved.config, saved.results_dir)
+        figures = _plot(study, saved.table, saved.config, summary, out)
+        print(f"{study.name}: recomputed summary.json and redrew {len(figures)} figure files from {saved.results_dir}",
+              file=sys.stderr)
         for path in figures:
             print(f"  {path}", file=sys.stderr)
         return saved.table

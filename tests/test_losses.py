@@ -10,13 +10,17 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import minimize
 from torch import nn
 
 from gangen.mixgan import Mixture
 from gangen.mixgan.losses import (
+    LOSSES,
     compose,
     dragan_penalty,
     gradient_penalty,
+    least_squares,
+    least_squares_payoff,
     linear_payoff,
     log_payoff,
     make_objective,
@@ -25,6 +29,8 @@ from gangen.mixgan.losses import (
     nonsaturating,
     wasserstein,
 )
+from gangen.mixgan.train import MixGANConfig, train
+from gangen.samplers import ring8
 
 
 # Tiny tensors: one intra-op thread (see the fixture in conftest.py).
@@ -81,6 +87,87 @@ def test_wasserstein_hand():
     torch.testing.assert_close(F, torch.tensor([[1.5], [5.0]], dtype=torch.float64))
     torch.testing.assert_close(wasserstein().generator_loss(fake), torch.tensor([[-0.5], [3.0]], dtype=torch.float64))
     torch.testing.assert_close(linear_payoff(real, fake), F)
+
+
+def test_least_squares_hand():
+    # LSGAN, targets a, b, c = 0, 1, 1: L_D = E(s_r - 1)^2 + E s_f^2 = -F, L_G = E(s_f - 1)^2.
+    real = torch.tensor([[1.0, 3.0], [0.0, 1.0]], dtype=torch.float64)  # D_0: errors 0, 4 -> 2; D_1: 1, 0 -> 1/2
+    fake = torch.tensor(
+        [
+            [[0.0, -2.0], [0.5, 1.5]],  # D_0 on G_0: s^2 = 0, 4 -> 2; on G_1: 0.25, 2.25 -> 1.25
+            [[1.0, 1.0], [0.0, 0.0]],  # D_1 on G_0: 1, 1 -> 1; on G_1: 0
+        ],
+        dtype=torch.float64,
+    )
+    ls = least_squares()
+    F = ls.payoff(real, fake)  # (T_g, T_d): -(real term of D_j + fake term of (D_j, G_i))
+    torch.testing.assert_close(F, -torch.tensor([[2 + 2, 0.5 + 1], [2 + 1.25, 0.5 + 0]], dtype=torch.float64))
+    torch.testing.assert_close(least_squares_payoff(real, fake), F)
+    torch.testing.assert_close(ls.discriminator_loss(real, fake), -F)
+    # L_G: D_0 on G_0: (-1)^2, (-3)^2 -> 5; on G_1: (-0.5)^2, (0.5)^2 -> 0.25; D_1 on G_0: 0; on G_1: 1
+    torch.testing.assert_close(ls.generator_loss(fake), torch.tensor([[5.0, 0.0], [0.25, 1.0]], dtype=torch.float64))
+    assert (ls.name, ls.measuring) == ("least_squares", "identity")
+    assert LOSSES["least_squares"] is least_squares
+    with pytest.raises(ValueError, match="fake_scores"):
+        ls.payoff(real, fake[0])
+
+
+def test_least_squares_optimal_discriminator_on_two_points():
+    # Two atoms; real p = (3/4, 1/4) as the batch (a a a b), fake q = (1/4, 3/4) as (a b b b). A table
+    # discriminator s = (s_a, s_b) minimising L_D = sum_k p_k (s_k - 1)^2 + q_k s_k^2 has s*_k = p_k / (p_k + q_k)
+    # = (3/4, 1/4) (Mao et al. 2017, Prop. 1 with a, b = 0, 1), and max F = -sum p q / (p + q) = -3/8
+    # = Delta/4 - 1/2 with the triangular discrimination Delta = sum (p - q)^2 / (p + q) = 1/2.
+    real_atoms, fake_atoms = [0, 0, 0, 1], [0, 1, 1, 1]
+    ls = least_squares()
+
+    def loss_and_grad(s):
+        t = torch.tensor(s, dtype=torch.float64, requires_grad=True)
+        L = ls.discriminator_loss(t[real_atoms][None], t[fake_atoms][None, None])[0, 0]
+        L.backward()
+        return float(L.detach()), t.grad.numpy().copy()
+
+    value, grad = loss_and_grad([0.75, 0.25])
+    assert value == pytest.approx(3 / 8, abs=1e-15)  # L_D = -F at the optimum
+    np.testing.assert_allclose(grad, 0.0, atol=1e-15)  # a stationary point of a convex quadratic: the minimum
+    found = minimize(loss_and_grad, x0=[0.0, 0.0], jac=True, method="BFGS")  # independent numerical optimum
+    np.testing.assert_allclose(found.x, [0.75, 0.25], atol=1e-6)
+    # D = 1/2 everywhere, the optimum when p = q, does worse here: 1/4 + 1/4 = 1/2 > 3/8
+    assert loss_and_grad([0.5, 0.5])[0] == pytest.approx(0.5, abs=1e-15)
+
+
+def test_least_squares_gradients_push_toward_the_targets():
+    # dL_D/ds_real = 2 (s - 1)/n, dL_D/ds_fake = 2 s/m, dL_G/ds_fake = 2 (s - 1)/m (n = m = 3): descent raises
+    # real scores below 1, lowers fake scores above 0, and the generator raises its scores below 1.
+    real = torch.tensor([[-1.0, 0.5, 2.0]], dtype=torch.float64, requires_grad=True)
+    fake = torch.tensor([[[-0.5, 0.25, 1.5]]], dtype=torch.float64, requires_grad=True)
+    ls = least_squares()
+    ls.discriminator_loss(real, fake).sum().backward()
+    torch.testing.assert_close(real.grad, 2 * (real.detach() - 1) / 3)
+    torch.testing.assert_close(fake.grad, 2 * fake.detach() / 3)
+    assert real.grad[0, 0] < 0 < real.grad[0, 2] and fake.grad[0, 0, 0] < 0 < fake.grad[0, 0, 1]
+    fake.grad = None
+    ls.generator_loss(fake).sum().backward()
+    torch.testing.assert_close(fake.grad, 2 * (fake.detach() - 1) / 3)
+    assert (fake.grad[0, 0, :2] < 0).all() and fake.grad[0, 0, 2] > 0
+    # through a generator: critic s(x) = x (scores real above fake); a fake point at 0 moves up, toward s = 1
+    x = torch.zeros(1, 1, 1, dtype=torch.float64, requires_grad=True)
+    ls.generator_loss(x).sum().backward()
+    assert float(x.grad) == pytest.approx(-2.0)  # d/dx (x - 1)^2 at 0
+
+
+def test_least_squares_objective_has_no_delta_and_trains():
+    assert make_objective("least_squares").loss.name == "least_squares"
+    assert make_objective("least_squares", "gp").name == "least_squares+gp"
+    with pytest.raises(ValueError, match="delta"):
+        make_objective("least_squares", delta=0.1)
+    with pytest.raises(ValueError, match="delta"):
+        MixGANConfig(loss="least_squares", delta=0.1).objective()
+    cfg = MixGANConfig(n_components=2, loss="least_squares", steps=4, batch_size=8, hidden=8, log_every=1, seed=3)
+    h = train(cfg, ring8()).history
+    assert len(h) == 4 and np.isfinite(h.drop(columns="time_s").to_numpy()).all()
+    assert (h["value"] <= 0).all()  # F = -(squared errors) <= 0
+    np.testing.assert_allclose(h["d_adv"], -h["value"], rtol=1e-6)  # the discriminator minimises -F
+    assert (h[[c for c in h.columns if c.startswith("F_")]].to_numpy() <= 0).all()
 
 
 def test_equilibrium_value_two_phi_half():

@@ -370,6 +370,10 @@ def test_bad_input_rejected():
         MixGANConfig(n_components=0)
     with pytest.raises(ValueError, match="heuristics"):
         MixGANConfig(loss="wasserstein", adaptive_g_steps=True)
+    with pytest.raises(ValueError, match="heuristics"):
+        MixGANConfig(loss="least_squares", skip_d_below=0.3)
+    with pytest.raises(ValueError, match="delta"):
+        MixGANConfig(loss="least_squares", delta=0.1)
     with pytest.raises(ValueError, match="loss"):
         MixGANConfig(loss="hinge")
     with pytest.raises(TypeError, match="MixGANConfig"):

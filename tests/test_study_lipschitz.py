@@ -20,10 +20,11 @@ from gangen.studies.lipschitz import (
     fit_critic,
     gradient_alignment,
     input_gradients,
-    least_squares,
+    make_loss,
     row_cosines,
     transport_partners,
 )
+from gangen.mixgan.losses import least_squares
 from gangen.studies.runner import check_group_independent, resolve_config, run_study
 
 TINY = resolve_config(STUDY, "tiny")  # 2 cases x 3 losses x 5 constraints, 1 seed, 60 steps: 30 cells
@@ -98,6 +99,27 @@ def test_least_squares_loss_matches_its_formula():
     assert float(d) == pytest.approx(np.mean((r - 1) ** 2) + np.mean(f**2), rel=1e-12)  # E(s_r - 1)^2 + E s_f^2
     g = loss.generator_loss(torch.tensor(f)[None, None])
     assert float(g) == pytest.approx(np.mean((f - 1) ** 2), rel=1e-12)  # LSGAN generator: E(s_f - 1)^2
+
+
+def test_least_squares_from_losses_is_the_former_study_loss_bit_for_bit():
+    # The loss moved from this study into gangen.mixgan.losses; the study's results must not change.
+    # The former definitions (gangen/studies/lipschitz.py before the move), copied verbatim:
+    def old_payoff(real_scores, fake_scores):
+        real_term = ((real_scores - 1.0) ** 2).mean(-1)
+        fake_term = (fake_scores**2).mean(-1)
+        return -(real_term[None, :] + fake_term.T)
+
+    def old_generator_loss(fake_scores):
+        return ((fake_scores - 1.0) ** 2).mean(-1).T
+
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randn(2 * 33, generator=gen) * 3.0  # float32 as in fit_critic: real, then fake
+    real, fake = scores[None, :33], scores[None, None, 33:]
+    loss = make_loss("least_squares")
+    assert (loss.name, loss.measuring) == ("least_squares", "identity")
+    assert torch.equal(loss.discriminator_loss(real, fake), -old_payoff(real, fake))
+    assert torch.equal(loss.payoff(real, fake), old_payoff(real, fake))
+    assert torch.equal(loss.generator_loss(fake), old_generator_loss(fake))
 
 
 # --------------------------------------------------------------------------- the critic fit

@@ -1,4 +1,4 @@
-"""Tests of the many-paths study (Fedus et al.): the JS-from-payoff identity, snapshots by prefix runs, a tiny run."""
+"""Tests of the many-paths study (Fedus et al.): the JS-from-payoff identity, checkpoints of one run, a tiny run."""
 
 from __future__ import annotations
 
@@ -14,8 +14,17 @@ import torch
 from gangen.distances.js import js_divergence
 from gangen.mixgan.losses import log_payoff
 from gangen.mixgan.train import train
-from gangen.samplers import Gaussian
-from gangen.studies.many_paths import STUDY, disjoint_config, js_from_payoff, ring_config
+from gangen.studies.many_paths import (
+    STUDY,
+    _disjoint_data,
+    _shared_seed,
+    cells,
+    disjoint_config,
+    js_from_payoff,
+    measure_disjoint,
+    ring_config,
+    run_group,
+)
 from gangen.studies.runner import check_group_independent, resolve_config, run_study
 
 TINY = resolve_config(STUDY, "tiny")  # disjoint: checkpoints 0, 4, 8 (1 seed); ring: NS-GAN and GAN-GP, 10 steps
@@ -42,17 +51,69 @@ def test_js_from_payoff_of_the_optimal_discriminator_is_js():
     assert js_from_payoff(float(F)) == pytest.approx(js_divergence(p, q), abs=1e-12)
 
 
-def test_a_short_run_is_the_prefix_of_a_longer_one():
-    # The study takes the generator at step t from a run of t steps; that is the state of a longer run
-    # at step t only if training is deterministic and draws nothing that depends on the total length.
-    # Every logged payoff F (it depends on both players at that step) must agree on the common steps.
-    config = dataclasses.replace(TINY, hidden=8, batch_size=16, disjoint_log_every=1)
-    data = Gaussian(1, sigma2=0.0625, mean=[5.0])
-    short = train(disjoint_config(config, 6, seed=11), data).history
-    long = train(disjoint_config(config, 12, seed=11), data).history
-    np.testing.assert_array_equal(short["value"].to_numpy(), long["value"].to_numpy()[:6])
-    again = train(disjoint_config(config, 6, seed=11), data)
-    assert again.history["value"].tolist() == short["value"].tolist()
+SMALL = dataclasses.replace(TINY, parts=("disjoint",), disjoint_checkpoints=(7, 0, 3), hidden=8, batch_size=16,
+                            n_eval=60, best_response_steps=4, disjoint_log_every=2)
+
+
+def test_checkpoint_rows_of_one_run_equal_separate_runs_of_t_steps():
+    # The cell trains once for 7 steps and measures t = 0, 3, 7 through train's callback. The reference
+    # trains a separate run of t steps (the former design) and measures its final players with the same
+    # function: training is deterministic and the callback cannot disturb it, so the rows agree exactly.
+    (cell,) = cells(SMALL)
+    assert (cell["step"], cell["checkpoints"]) == (7, "0,3,7")
+    (rows,) = run_group([cell], SMALL, "cpu")
+    got = pd.DataFrame(rows)
+    train_seed = _shared_seed(SMALL, "disjoint", 0, "train")
+    for t in (0, 3, 7):
+        ref = train(disjoint_config(SMALL, t, train_seed), _disjoint_data(SMALL))
+        expected = {r["metric"]: r["value"] for r in measure_disjoint(ref.generators, ref.discriminators, SMALL, 0)}
+        at_t = got[(got["at_step"] == t) & (got["metric"] != "js_disc_train")]
+        assert dict(zip(at_t["metric"], at_t["value"])) == expected, t  # exact, float for float
+        assert {"w1", "js_plugin", "js_knn", "js_disc", "js_best", "gen_in_data", "gen_mean", "gen_std"} <= set(expected)
+    # the training history of the measured run is that of a run without callback (steps 0, 2, 4, 6 and the last, 6)
+    plain = train(disjoint_config(SMALL, 7, train_seed), _disjoint_data(SMALL)).history
+    hist = got[got["metric"] == "js_disc_train"]
+    assert hist["at_step"].tolist() == plain["step"].tolist() == [0, 2, 4, 6]
+    assert hist["value"].tolist() == [js_from_payoff(v) for v in plain["value"]]
+
+
+def test_measure_disjoint_leaves_the_players_unchanged():
+    # Inside the callback the players are the live ones: the measurement (sampling, the payoff, a fresh
+    # best response trained under enable_grad) must not touch their parameters, gradients, flags or modes.
+    res = train(disjoint_config(SMALL, 3, seed=5), _disjoint_data(SMALL))
+    players = (res.generators, res.discriminators)
+
+    def state():
+        return [(name, p.detach().clone(), p.requires_grad, None if p.grad is None else p.grad.clone())
+                for mix in players for name, p in mix.named_parameters()] + [m.training for mix in players for m in mix.modules()]
+
+    before = state()
+    with torch.no_grad():  # as train runs the callback
+        measure_disjoint(*players, SMALL, 0)
+    after = state()
+    assert len(before) == len(after)
+    for a, b in zip(before, after):
+        if isinstance(a, bool):
+            assert a == b
+            continue
+        assert a[0] == b[0] and a[2] == b[2]
+        torch.testing.assert_close(a[1], b[1], rtol=0, atol=0)
+        assert (a[3] is None) == (b[3] is None)
+        if a[3] is not None:
+            torch.testing.assert_close(a[3], b[3], rtol=0, atol=0)
+
+
+def test_cells_carry_their_checkpoints_and_ring_cells_keep_their_params():
+    # The cache ignores the disjoint_checkpoints field, so a disjoint cell must name its checkpoints;
+    # ring cells keep exactly their former params (their cache keys must not change).
+    a = cells(dataclasses.replace(TINY, disjoint_checkpoints=(0, 4, 8)))
+    b = cells(dataclasses.replace(TINY, disjoint_checkpoints=(0, 2, 8)))
+    disjoint_a = [c for c in a if c["part"] == "disjoint"]
+    assert len(disjoint_a) == TINY.disjoint_seeds == 1
+    assert disjoint_a[0].as_dict() != [c for c in b if c["part"] == "disjoint"][0].as_dict()
+    ring = [c for c in a if c["part"] == "ring"]
+    assert ring and all(list(c.as_dict()) == ["part", "variant", "lr", "penalty_weight", "step", "rep"] for c in ring)
+    assert [c.as_dict() for c in ring] == [c.as_dict() for c in b if c["part"] == "ring"]
 
 
 def test_ring_config_maps_variants_to_mixgan_presets():
@@ -94,7 +155,8 @@ def test_tiny_preset_writes_results_summary_and_figures(tiny_run):
         for ext in ("pdf", "png"):
             assert (out / "figures" / f"{stem}.{ext}").stat().st_size > 1000, stem
     table = pd.read_csv(res_dir / "results.csv")
-    assert len(table.groupby(["part", "variant", "lr", "penalty_weight", "step", "rep"])) == 3 + 2
+    assert len(table.groupby(["part", "variant", "lr", "penalty_weight", "step", "rep"])) == 1 + 2  # one run per rep
+    assert sorted(set(table.loc[(table.part == "disjoint") & (table.metric == "w1"), "at_step"])) == [0, 4, 8]
     assert json.loads((res_dir / "summary.json").read_text()) == result.summary
 
 
@@ -108,8 +170,8 @@ def test_tiny_values_make_sense(tiny_run):
     assert d.loc[d.metric == "gen_in_data", "value"].between(0.0, 1.0).all()
     for metric in ("js_disc", "js_best", "js_disc_train"):
         assert (d.loc[d.metric == metric, "value"] <= LOG2 + 1e-9).all(), metric  # lower bounds on JS <= log 2
-    best = d[d.metric == "js_best"].set_index("step")["value"]
-    disc = d[d.metric == "js_disc"].set_index("step")["value"]
+    best = d[d.metric == "js_best"].set_index("at_step")["value"]
+    disc = d[d.metric == "js_disc"].set_index("at_step")["value"]
     assert (best >= disc - 1e-12).all()  # the best of (training D, fresh D)
     assert d.loc[d.metric == "js_disc_train", "at_step"].max() == 7  # history of the 8-step run: steps 0..7
     r = t[t.part == "ring"]

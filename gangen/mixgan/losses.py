@@ -9,7 +9,11 @@ which the discriminator maximises and the generator minimises. Here D_v(x) =
 sigmoid(s_v(x)) for a raw score s_v, and phi(t) = log t for the log-loss games
 (minimax, non-saturating), so log D = logsigmoid(s), log(1 - D) = logsigmoid(-s);
 for the Wasserstein game phi(t) = t and the critic is the score itself,
-F(u, v) = E s_v(x) - E s_v(G_u(z)).
+F(u, v) = E s_v(x) - E s_v(G_u(z)). The least-squares game (LSGAN) is not of this
+form: its discriminator is the raw score too and F(u, v) = -(E (s_v(x) - 1)^2 +
+E s_v(G_u(z))^2), minus the squared error of the targets 1 (real) and 0 (fake).
+In every game the discriminator minimises -F (:meth:`Loss.discriminator_loss`) and the
+generator minimises its own loss, F or a surrogate (:attr:`Loss.generator_loss`).
 
 Every function takes the scores of T_d discriminators on a real batch,
 ``real_scores`` of shape (T_d, n), and on the batches of T_g generators,
@@ -32,6 +36,7 @@ WGAN-GP            wasserstein      gradient_penalty(10)            Gulrajani et
 GAN-GP             nonsaturating    gradient_penalty(10)            Fedus et al. 2018
 DRAGAN (-NS)       nonsaturating    dragan_penalty(10)              Kodali et al. 2017
 MaxGP              wasserstein      max_gradient_penalty            Zhou et al. 2019
+LSGAN              least_squares    -                               Mao et al. 2017
 =================  ===============  ==============================  ======================
 """
 
@@ -57,9 +62,11 @@ __all__ = [
     "log_phi",
     "log_payoff",
     "linear_payoff",
+    "least_squares_payoff",
     "minimax",
     "nonsaturating",
     "wasserstein",
+    "least_squares",
     "gradient_penalty",
     "dragan_penalty",
     "max_gradient_penalty",
@@ -124,6 +131,25 @@ def linear_payoff(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> Matri
     return real_scores.mean(-1)[None, :] - fake_scores.mean(-1).T
 
 
+def least_squares_payoff(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> Matrix:
+    r"""F(u_i, v_j) = -(E (s_j(x) - 1)^2 + E s_j(G_i(z))^2), the least-squares game (LSGAN, targets b = 1, a = 0).
+
+    Minus the discriminator's squared error against the target 1 on real and 0 on fake
+    samples, so that, as in every game here, the discriminator maximises F. Over all
+    functions the maximiser is s* = p_r / (p_r + p_g) pointwise, and
+    max_s F = -∫ p_r p_g / (p_r + p_g) = Δ(p_r, p_g)/4 - 1/2, with
+    Δ = ∫ (p_r - p_g)^2 / (p_r + p_g) the triangular discrimination (0 for equal
+    distributions: max F = -1/2; 2 for disjoint ones: max F = 0). See :func:`least_squares`.
+
+    >>> float(least_squares_payoff(torch.tensor([[1.0, 3.0]]), torch.tensor([[[0.0, -2.0]]])))  # -((0 + 4)/2 + (0 + 4)/2)
+    -4.0
+    """
+    _check_scores(real_scores, fake_scores)
+    real_term = ((real_scores - 1.0) ** 2).mean(-1)  # (T_d,)
+    fake_term = (fake_scores**2).mean(-1)  # (T_d, T_g)
+    return -(real_term[None, :] + fake_term.T)
+
+
 # ---------------------------------------------------------------- generator losses
 def _g_minimax(fake_scores: torch.Tensor, *, delta: float = 0.0) -> Matrix:
     # E phi(1 - D(G(z))): the generator minimises the payoff's fake term (saturating).
@@ -143,6 +169,12 @@ def _g_wasserstein(fake_scores: torch.Tensor) -> Matrix:
     return -fake_scores.mean(-1).T
 
 
+def _g_least_squares(fake_scores: torch.Tensor) -> Matrix:
+    # E (s(G(z)) - 1)^2: the generator wants its samples scored as real (LSGAN's target c = 1).
+    _check_scores(None, fake_scores)
+    return ((fake_scores - 1.0) ** 2).mean(-1).T
+
+
 @dataclass(frozen=True)
 class Loss:
     """A GAN game: its payoff F and the losses each player minimises, all (T_g, T_d) matrices.
@@ -155,7 +187,9 @@ class Loss:
     generator_loss : callable fake_scores (T_d, T_g, m) -> (T_g, T_d)
         What generator u_i minimises against v_j (terms constant in u dropped).
     measuring : str
-        "log" (phi = log, D = sigmoid(score)) or "identity" (phi(t) = t, critic = score).
+        "log" (phi = log, D = sigmoid(score)) or "identity" (the discriminator is the raw
+        score: phi(t) = t for the Wasserstein game; also the least-squares game, whose
+        payoff is not of the phi form).
 
     The discriminator always minimises -F (it maximises the payoff).
     """
@@ -201,7 +235,38 @@ def wasserstein() -> Loss:
     return Loss("wasserstein", linear_payoff, _g_wasserstein, "identity")
 
 
-LOSSES: dict[str, Callable[..., Loss]] = {"minimax": minimax, "nonsaturating": nonsaturating, "wasserstein": wasserstein}
+def least_squares() -> Loss:
+    r"""The least-squares GAN (LSGAN, Mao et al. 2017) with targets a, b, c = 0, 1, 1.
+
+    .. math::
+        L_D = \mathbb{E}_x (s(x) - 1)^2 + \mathbb{E}_z s(G(z))^2 = -F, \qquad
+        L_G = \mathbb{E}_z (s(G(z)) - 1)^2
+
+    s is the discriminator's raw score (no sigmoid). Mao et al.'s losses are
+    min_D 1/2 E(D(x) - b)^2 + 1/2 E(D(G(z)) - a)^2 and min_G 1/2 E(D(G(z)) - c)^2; here a = 0
+    (fake target), b = 1 (real target), c = 1 (the generator wants its samples called
+    real), without the factors 1/2 (a common factor 2: same optima, gradients doubled).
+    For a fixed generator the optimal discriminator is s* = (b p_r + a p_g)/(p_r + p_g)
+    = p_r / (p_r + p_g) pointwise. The game is not zero-sum: L_G is not F up to a term
+    constant in the generator (like the non-saturating loss), so F, the payoff reported
+    by training and :func:`~gangen.mixgan.equilibrium.measure_equilibrium`, is the
+    discriminator's objective. There is no delta (phi is not involved).
+
+    >>> ls = least_squares()
+    >>> float(ls.discriminator_loss(torch.ones(1, 3), torch.zeros(1, 1, 3)))   # perfect scores: no error
+    0.0
+    >>> float(ls.generator_loss(torch.zeros(1, 1, 3)))                           # fakes scored 0, target 1
+    1.0
+    """
+    return Loss("least_squares", least_squares_payoff, _g_least_squares, "identity")
+
+
+LOSSES: dict[str, Callable[..., Loss]] = {
+    "minimax": minimax,
+    "nonsaturating": nonsaturating,
+    "wasserstein": wasserstein,
+    "least_squares": least_squares,
+}
 
 
 # ---------------------------------------------------------------- penalties
@@ -393,7 +458,8 @@ def make_objective(
     delta: float = 0.0,
 ) -> Objective:
     """Build an :class:`Objective` from names (used by configs): ``loss`` in :data:`LOSSES`,
-    ``penalty`` in ``"none"`` or :data:`PENALTIES`; ``delta`` is phi's delta for the log losses.
+    ``penalty`` in ``"none"`` or :data:`PENALTIES`; ``delta`` is phi's delta for the log losses
+    (it must be 0 for ``"wasserstein"`` and ``"least_squares"``).
 
     >>> make_objective("nonsaturating", "gp").name      # GAN-GP
     'nonsaturating+gp'
@@ -405,10 +471,10 @@ def make_objective(
         pens = (dragan_penalty(penalty_weight, perturb_scale=perturb_scale),)
     elif penalty != "none":
         pens = (PENALTIES[penalty](penalty_weight),)
-    if loss == "wasserstein":
+    if loss in ("wasserstein", "least_squares"):
         if delta != 0.0:
-            raise ValueError(f"delta applies to the log-loss games only (phi = log); got delta={delta} with loss='wasserstein'")
-        base = wasserstein()
+            raise ValueError(f"delta applies to the log-loss games only (phi = log); got delta={delta} with loss={loss!r}")
+        base = LOSSES[loss]()
     else:
         base = LOSSES[loss](delta=delta)
     return compose(base, *pens, clip=clip)

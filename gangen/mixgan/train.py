@@ -72,6 +72,8 @@ __all__ = [
 OPTIMIZERS = ("adam", "rmsprop")
 FAMILIES = ("mlp", "dcgan")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: losses without a measuring function phi = log(delta + (1 - delta) t): no delta, no log-loss heuristics
+NON_LOG_LOSSES = ("wasserstein", "least_squares")
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class MixGANConfig:
 
     Game
       n_components   T generators and T discriminators (1: a plain GAN)
-      loss           "minimax" | "nonsaturating" | "wasserstein"
+      loss           "minimax" | "nonsaturating" | "wasserstein" | "least_squares"
       delta          phi(t) = log(delta + (1 - delta) t) for the log losses (0: plain log;
                      > 0: the paper's bounded phi, values in [log delta, 0])
       penalty        "none" | "gp" | "dragan" | "maxgp" (added to the discriminator loss)
@@ -147,8 +149,8 @@ class MixGANConfig:
         check_positive_int(self.n_components, "n_components")
         check_choice(self.loss, LOSSES, "loss")
         check_choice(self.penalty, ("none", *PENALTIES), "penalty")
-        if not 0.0 <= self.delta < 1.0 or (self.delta and self.loss == "wasserstein"):
-            raise ValueError(f"delta must lie in [0, 1) and be 0 for loss='wasserstein'; got delta={self.delta} with loss={self.loss!r}")
+        if not 0.0 <= self.delta < 1.0 or (self.delta and self.loss in NON_LOG_LOSSES):
+            raise ValueError(f"delta must lie in [0, 1) and be 0 for the losses {NON_LOG_LOSSES}; got delta={self.delta} with loss={self.loss!r}")
         check_positive_float(self.penalty_weight, "penalty_weight")
         check_positive_float(self.perturb_scale, "perturb_scale")
         if self.clip is not None:
@@ -174,8 +176,8 @@ class MixGANConfig:
         check_choice(self.dtype, DTYPES, "dtype")
         if self.num_classes and self.family != "dcgan":
             raise ValueError("num_classes > 0 (label-conditional players) needs family='dcgan'")
-        if (self.skip_d_below is not None or self.adaptive_g_steps) and self.loss == "wasserstein":
-            raise ValueError("the authors' heuristics (skip_d_below, adaptive_g_steps) need a log-loss game, not 'wasserstein'")
+        if (self.skip_d_below is not None or self.adaptive_g_steps) and self.loss in NON_LOG_LOSSES:
+            raise ValueError(f"the authors' heuristics (skip_d_below, adaptive_g_steps) need a log-loss game, not {self.loss!r}")
         check_positive_int(self.log_every, "log_every")
         check_nonneg_int(self.seed, "seed")
 

@@ -34,8 +34,8 @@ Losses (the discriminator minimises; s = raw score):
 - ``wasserstein``: -(E s(real) - E s(fake)) (:func:`gangen.mixgan.losses.wasserstein`);
 - ``log_sigmoid``: -E log σ(s(real)) - E log σ(-s(fake)), the minimax / non-saturating
   discriminator loss (:func:`gangen.mixgan.losses.minimax`);
-- ``least_squares``: E (s(real) - 1)² + E s(fake)² (LSGAN with targets 0/1;
-  :func:`least_squares`, defined here because gangen.mixgan.losses has no least-squares game).
+- ``least_squares``: E (s(real) - 1)² + E s(fake)² (LSGAN with targets 0/1,
+  :func:`gangen.mixgan.losses.least_squares`).
 
 Constraints: ``none``; ``clip`` (every weight clipped to [-c, c] after each step, WGAN);
 ``gp`` (WGAN-GP's λ E(‖∇s(x̂)‖ - 1)² on real-fake interpolates); ``maxgp`` (Zhou et al.'s
@@ -77,7 +77,7 @@ from gangen._validation import (
     check_positive_int,
     check_same_dim,
 )
-from gangen.mixgan.losses import Loss, gradient_penalty, max_gradient_penalty, minimax, wasserstein
+from gangen.mixgan.losses import Loss, gradient_penalty, least_squares, max_gradient_penalty, minimax, wasserstein
 from gangen.nn.players import MLPDiscriminator
 from gangen.samplers import Gaussian, GaussianMixture, Sampler
 from gangen.studies.runner import Cell, Study, derive_seed, make_cell, main
@@ -97,7 +97,6 @@ __all__ = [
     "fit_critic",
     "gradient_alignment",
     "input_gradients",
-    "least_squares",
     "make_loss",
     "plot",
     "row_cosines",
@@ -147,34 +146,6 @@ def case_samples(case: str, n: int, *, seed: int, std: float = 0.15) -> tuple[np
 
 
 # --------------------------------------------------------------------------- losses and critics
-
-
-def _ls_payoff(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
-    # F = -(E (s(x) - 1)^2 + E s(G(z))^2), shapes (T_d, n), (T_d, T_g, m) -> (T_g, T_d)
-    real_term = ((real_scores - 1.0) ** 2).mean(-1)  # (T_d,)
-    fake_term = (fake_scores**2).mean(-1)  # (T_d, T_g)
-    return -(real_term[None, :] + fake_term.T)
-
-
-def _ls_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
-    # E (s(G(z)) - 1)^2 (LSGAN, Mao et al. 2017, targets a=0, b=c=1)
-    return ((fake_scores - 1.0) ** 2).mean(-1).T
-
-
-def least_squares() -> Loss:
-    r"""The least-squares game (LSGAN, targets 0 for fake and 1 for real), as a :class:`~gangen.mixgan.losses.Loss`.
-
-    .. math:: L_D = \mathbb{E}_{real}(s(x) - 1)^2 + \mathbb{E}_{fake} s(G(z))^2 = -F,
-        \qquad L_G = \mathbb{E}(s(G(z)) - 1)^2
-
-    Shapes as every :mod:`gangen.mixgan.losses` loss: real scores (T_d, n), fake scores
-    (T_d, T_g, m), matrices (T_g, T_d). It belongs in :mod:`gangen.mixgan.losses`; it is
-    defined here until it moves there.
-
-    >>> float(least_squares().discriminator_loss(torch.ones(1, 3), torch.zeros(1, 1, 3)))   # perfect critic
-    0.0
-    """
-    return Loss("least_squares", _ls_payoff, _ls_generator_loss, "identity")
 
 
 def make_loss(name: str) -> Loss:

@@ -7,8 +7,9 @@ study checks each with the one training loop :func:`gangen.mixgan.train` (T = 1:
 (a) ``part="disjoint"``: progress while the Jensen-Shannon divergence is stuck. 1-D data
 N(μ_r, σ_r²) (μ_r = ``disjoint_data_mean`` = 5, σ_r = 0.25) and a non-saturating GAN whose
 freshly initialised generator puts its mass near 0, so the two do not overlap. At
-checkpoints t along training (each checkpoint is its own cell; see "Snapshots" below)
-the study records, on ``n_eval`` fresh generator samples and data samples:
+checkpoints t along one training run per repetition (column ``at_step``; see
+"Snapshots" below) the study records, on ``n_eval`` fresh generator samples and data
+samples:
 
 - ``js_plugin``: :func:`gangen.distances.empirical_js` of the two samples. It is exactly
   log 2 at every t: the generator's samples (an MLP pushing forward a Gaussian) and the
@@ -20,9 +21,9 @@ the study records, on ``n_eval`` fresh generator samples and data samples:
 - ``js_disc``: the training discriminator's own estimate. With φ = log, D = sigmoid(s),
   :mod:`gangen.mixgan.losses` defines F = E log D(x) + E log(1 - D(G(z))), maximised by
   the discriminator, and max_D F = 2 JS - log 4, so JS_hat = (F + log 4)/2 (F on the
-  ``n_eval`` fresh samples; a lower bound on JS for every D). ``js_disc_train`` (column
-  ``at_step``) is the same from the training history: F on the training batch every
-  ``disjoint_log_every`` steps (the figure draws the longest run of each repetition).
+  ``n_eval`` fresh samples; a lower bound on JS for every D). ``js_disc_train`` is the
+  same from the training history: F on the training batch every ``disjoint_log_every``
+  steps (and at the last step), with ``at_step`` the step of that batch.
 - ``js_best``: (F + gain + log 4)/2 with a fresh discriminator trained against the frozen
   generator for ``best_response_steps`` (:func:`gangen.mixgan.measure_equilibrium`): the
   best of the two discriminators, a tighter lower bound on JS.
@@ -34,11 +35,19 @@ Fedus et al.'s claim holds when W1 falls while JS (plug-in, density and the
 discriminators' estimates) stays near log 2: the generator makes progress that a
 JS-minimisation view cannot see.
 
-Snapshots: :func:`gangen.mixgan.train` has no callback and no warm start, so the
-generator at step t is obtained by training for t steps. The loop is deterministic
-(seeded streams, one thread), so a run of t steps is exactly the first t steps of a
-longer run with the same seed (checked in the tests); the cost is the sum of the
-checkpoints instead of the largest one.
+Snapshots: each repetition is one cell that trains once for max(``disjoint_checkpoints``)
+steps and measures every checkpoint t inside :func:`gangen.mixgan.train`'s ``callback``
+(called with the live players after t steps, under ``torch.no_grad()``; the fresh
+best response trains under ``torch.enable_grad()``). The callback cannot disturb
+training (it sees none of the training streams; torch's global random state and the
+players' train/eval modes are restored after it), the measurement draws only from its
+own seeds (the same evaluation seeds at every checkpoint of a repetition), and
+:func:`gangen.mixgan.measure_equilibrium` trains fresh responders only and leaves the
+passed players unchanged. So the rows at checkpoint t are those of a separate run of t
+steps measured afterwards (checked exactly in the tests), at the cost of the largest
+checkpoint instead of the sum. The cell carries its checkpoints (param ``checkpoints``,
+e.g. ``"0,25,50"``) and its training length (param ``step``) so the cache tells
+different checkpoint sets apart.
 
 (b) ``part="ring"``: robustness over hyperparameters on the ring of 8
 (:func:`gangen.samplers.ring8`, radius 1, std ``ring_std``). Four variants (T = 1):
@@ -72,6 +81,7 @@ from gangen.distances.js import empirical_js, knn_js
 from gangen.distances.wasserstein import wasserstein
 from gangen.metrics.modes import model_mode_coverage
 from gangen.mixgan.equilibrium import BestResponseBudget, measure_equilibrium
+from gangen.mixgan.mixture import Mixture
 from gangen.mixgan.train import MixGANConfig, preset, train
 from gangen.samplers import Gaussian, ring8
 from gangen.studies.runner import Cell, Study, derive_seed, make_cell, main
@@ -85,6 +95,7 @@ __all__ = [
     "cells",
     "disjoint_config",
     "js_from_payoff",
+    "measure_disjoint",
     "plot",
     "ring_config",
     "run_group",
@@ -120,7 +131,7 @@ class ManyPathsConfig:
     parts: tuple[str, ...] = field(default=("disjoint", "ring"), metadata={"help": "which parts to run: disjoint, ring"})
     # ---- (a) disjoint supports, 1-D
     disjoint_checkpoints: tuple[int, ...] = field(default=(0, 25, 50, 75, 100, 125, 150, 200, 300, 400, 600, 800), metadata={
-        "help": "generator steps at which the disjoint-support run is measured (each trains from scratch)"})
+        "help": "generator steps at which the disjoint-support run is measured (one run per seed, to the largest)"})
     disjoint_seeds: int = field(default=2, metadata={"help": "repetitions of the disjoint-support run"})
     disjoint_data_mean: float = field(default=5.0, metadata={"help": "mean of the 1-D data N(mean, std^2)"})
     disjoint_data_std: float = field(default=0.25, metadata={"help": "standard deviation of the 1-D data"})
@@ -176,7 +187,8 @@ class ManyPathsConfig:
 
 # Timings on the shared 2-core CPU (load ~4-5, one thread), MLP width 128: a generator step
 # takes ~4-8 ms for NS-GAN, GAN-GP and DRAGAN-NS and ~20-75 ms for WGAN-GP (5 critic steps,
-# each with a double backward); the 1-D disjoint run ~5-10 ms per step.
+# each with a double backward); the 1-D disjoint run ~5-10 ms per step, plus one
+# measurement per checkpoint (the best response's 200 steps dominate it).
 PRESETS = {
     "tiny": {"disjoint_checkpoints": (0, 4, 8), "disjoint_seeds": 1, "disjoint_log_every": 2, "n_eval": 200,
              "best_response_steps": 10, "ring_variants": ("ns-gan", "gan-gp"), "ring_lrs": (1e-3,),
@@ -190,7 +202,12 @@ PRESETS = {
 
 
 def disjoint_config(config: ManyPathsConfig, steps: int, seed: int) -> MixGANConfig:
-    """The NS-GAN (T = 1) of part (a): 1-D latent, ``steps`` generator steps."""
+    """The NS-GAN (T = 1) of part (a): 1-D latent, ``steps`` generator steps.
+
+    >>> cfg = disjoint_config(ManyPathsConfig(), 400, seed=1)
+    >>> (cfg.loss, cfg.n_components, cfg.latent_dim, cfg.steps)
+    ('nonsaturating', 1, 1, 400)
+    """
     return preset("gan", steps=steps, hidden=config.hidden, depth=config.depth, batch_size=config.batch_size,
                   latent_dim=1, lr_g=config.disjoint_lr, lr_d=config.disjoint_lr,
                   log_every=config.disjoint_log_every, seed=seed)
@@ -205,19 +222,29 @@ def ring_config(config: ManyPathsConfig, variant: str, lr: float, penalty_weight
 
 
 def _shared_seed(config: ManyPathsConfig, part: str, rep: int, stream: str) -> int:
-    # One training seed per (part, rep): every checkpoint of a disjoint run continues the same
+    # One training seed per (part, rep): every checkpoint of a disjoint run is a state of the same
     # trajectory, and every ring grid point starts from the same initial players.
     return derive_seed(config.seed, {"part": part, "rep": rep, "stream": stream}) % (2**31 - 1)
 
 
+def _checkpoint_steps(config: ManyPathsConfig) -> tuple[int, ...]:
+    return tuple(sorted(set(config.disjoint_checkpoints)))
+
+
 def cells(config: ManyPathsConfig) -> list[Cell]:
-    """Part (a): one cell per (checkpoint, rep); part (b): one per (variant, lr, lambda, rep). Each alone."""
+    """Part (a): one cell per rep (one run, every checkpoint); part (b): one per (variant, lr, lambda, rep). Each alone.
+
+    >>> c = cells(ManyPathsConfig(parts=("disjoint",), disjoint_checkpoints=(50, 0, 25), disjoint_seeds=2))
+    >>> [(x["rep"], x["step"], x["checkpoints"]) for x in c]
+    [(0, 50, '0,25,50'), (1, 50, '0,25,50')]
+    """
     out = []
     if "disjoint" in config.parts:
+        steps = _checkpoint_steps(config)
         for rep in range(config.disjoint_seeds):
-            for t in sorted(set(config.disjoint_checkpoints)):
-                out.append(make_cell(config.seed, {"part": "disjoint", "variant": "ns-gan", "lr": config.disjoint_lr,
-                                                   "penalty_weight": 0.0, "step": t, "rep": rep}))
+            out.append(make_cell(config.seed, {"part": "disjoint", "variant": "ns-gan", "lr": config.disjoint_lr,
+                                               "penalty_weight": 0.0, "step": max(steps),
+                                               "checkpoints": ",".join(map(str, steps)), "rep": rep}))
     if "ring" in config.parts:
         for variant in config.ring_variants:
             weights = (0.0,) if variant == "ns-gan" else config.ring_penalty_weights
@@ -229,20 +256,38 @@ def cells(config: ManyPathsConfig) -> list[Cell]:
     return out
 
 
-def _disjoint_rows(cell: Cell, config: ManyPathsConfig) -> list[dict]:
-    step, rep = int(cell["step"]), int(cell["rep"])
-    data = Gaussian(1, sigma2=config.disjoint_data_std**2, mean=[config.disjoint_data_mean])
-    cfg = disjoint_config(config, step, _shared_seed(config, "disjoint", rep, "train"))
-    result = train(cfg, data)
+def _disjoint_data(config: ManyPathsConfig) -> Gaussian:
+    return Gaussian(1, sigma2=config.disjoint_data_std**2, mean=[config.disjoint_data_mean])
+
+
+def measure_disjoint(generators: Mixture, discriminators: Mixture, config: ManyPathsConfig, rep: int) -> list[dict]:
+    """Part (a)'s measurement of one state of the players: w1, js_plugin, js_knn, js_disc, js_best, gen_* rows.
+
+    Draws ``n_eval`` generator and data samples and trains the fresh best-response
+    discriminator from the evaluation seeds of repetition ``rep`` only (the same at every
+    checkpoint), so the rows depend on the players' parameters alone. Callable inside
+    :func:`gangen.mixgan.train`'s callback (under ``torch.no_grad()``): the best response
+    trains under ``torch.enable_grad()``. The players are not modified. Rows are dicts
+    ``{"metric", "value"}``; ``js_knn`` is missing when the generator's samples repeat.
+
+    >>> c = ManyPathsConfig(hidden=4, batch_size=8, n_eval=20, best_response_steps=2)
+    >>> res = train(disjoint_config(c, 0, seed=0), _disjoint_data(c))
+    >>> rows = {r["metric"]: r["value"] for r in measure_disjoint(res.generators, res.discriminators, c, 0)}
+    >>> round(rows["js_plugin"], 12) == round(math.log(2.0), 12)   # no generator sample equals a data sample
+    True
+    """
+    data = _disjoint_data(config)
+    cfg = disjoint_config(config, 0, _shared_seed(config, "disjoint", rep, "train"))  # the game and the players
     eval_seed = _shared_seed(config, "disjoint", rep, "eval")
-    x_gen = result.generators.sample(config.n_eval, seed=eval_seed).double().numpy()  # (n_eval, 1)
+    x_gen = generators.sample(config.n_eval, seed=eval_seed).double().numpy()  # (n_eval, 1)
     x_data = data.sample(config.n_eval, seed=eval_seed + 1)  # (n_eval, 1)
     lo = config.disjoint_data_mean - config.support_sigmas * config.disjoint_data_std
     hi = config.disjoint_data_mean + config.support_sigmas * config.disjoint_data_std
     budget = BestResponseBudget(steps=config.best_response_steps, lr=config.best_response_lr, restarts=1,
                                 batch_size=config.batch_size)
-    eq = measure_equilibrium(result.generators, result.discriminators, data, cfg, d_budget=budget,
-                             g_budget=BestResponseBudget(restarts=0), n_eval=config.n_eval, seed=eval_seed + 2)
+    with torch.enable_grad():  # the fresh best response trains a network
+        eq = measure_equilibrium(generators, discriminators, data, cfg, d_budget=budget,
+                                 g_budget=BestResponseBudget(restarts=0), n_eval=config.n_eval, seed=eval_seed + 2)
     rows = [
         {"metric": "w1", "value": wasserstein(x_gen, x_data, method="1d")},
         {"metric": "js_plugin", "value": empirical_js(x_gen, x_data)},
@@ -256,9 +301,22 @@ def _disjoint_rows(cell: Cell, config: ManyPathsConfig) -> list[dict]:
         rows.append({"metric": "js_knn", "value": knn_js(x_gen, x_data)})
     except ValueError:  # the generator collapsed onto repeated points: no density, no estimate
         pass
-    if len(result.history):  # the training history (the figure uses the longest run of each rep)
-        for at_step, value in zip(result.history["step"], result.history["value"]):
-            rows.append({"at_step": int(at_step), "metric": "js_disc_train", "value": js_from_payoff(value)})
+    return rows
+
+
+def _disjoint_rows(cell: Cell, config: ManyPathsConfig) -> list[dict]:
+    rep = int(cell["rep"])
+    checkpoints = {int(t) for t in str(cell["checkpoints"]).split(",")}
+    cfg = disjoint_config(config, int(cell["step"]), _shared_seed(config, "disjoint", rep, "train"))
+    rows: list[dict] = []
+
+    def measure(t: int, generators: Mixture, discriminators: Mixture) -> None:
+        if t in checkpoints:
+            rows.extend({"at_step": t, **row} for row in measure_disjoint(generators, discriminators, config, rep))
+
+    result = train(cfg, _disjoint_data(config), callback=measure)
+    for at_step, value in zip(result.history["step"], result.history["value"]):  # the training history
+        rows.append({"at_step": int(at_step), "metric": "js_disc_train", "value": js_from_payoff(value)})
     return rows
 
 
@@ -283,7 +341,11 @@ def _ring_rows(cell: Cell, config: ManyPathsConfig) -> list[dict]:
 
 
 def run_group(cells: list[Cell], config: ManyPathsConfig, device: str) -> list[list[dict]]:
-    """Per cell: train the cell's GAN with :func:`gangen.mixgan.train` and measure it (CPU; one thread)."""
+    """Per cell: train the cell's GAN with :func:`gangen.mixgan.train` and measure it (CPU; one thread).
+
+    A disjoint cell measures every checkpoint of its one run through the training callback
+    (rows with ``at_step``); a ring cell measures its final players.
+    """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny networks: OpenMP threads only contend
     try:
@@ -296,7 +358,7 @@ def run_group(cells: list[Cell], config: ManyPathsConfig, device: str) -> list[l
 
 
 def _disjoint_summary(t: pd.DataFrame, config: ManyPathsConfig) -> dict:
-    m = t[t["metric"] != "js_disc_train"].groupby(["step", "metric"])["value"].mean().unstack("metric")
+    m = t[t["metric"] != "js_disc_train"].groupby(["at_step", "metric"])["value"].mean().unstack("metric")
     if m.empty:
         return {}
     js = t.loc[t["metric"] == "js_plugin", "value"]
@@ -392,7 +454,6 @@ def _disjoint_figure(t: pd.DataFrame, config: ManyPathsConfig, summary: dict, fi
     labels = {"js_plugin": "plug-in JS (samples)", "js_knn": "k-NN JS (densities)",
               "js_best": "fresh best-response D", "js_disc": "training D"}
     train_rows = t[t["metric"] == "js_disc_train"]
-    train_rows = train_rows[train_rows["step"] == train_rows.groupby("rep")["step"].transform("max")]
     if len(train_rows):
         hist = train_rows.groupby("at_step")["value"].mean()
         ax_js.plot(hist.index, hist.values, color=colors["js_disc"], linewidth=0.6, alpha=0.45,
@@ -400,7 +461,7 @@ def _disjoint_figure(t: pd.DataFrame, config: ManyPathsConfig, summary: dict, fi
     for metric in ("js_plugin", "js_knn", "js_best", "js_disc"):
         rows = t[t["metric"] == metric]
         if len(rows):
-            plot_band(ax_js, rows["step"], rows["value"], band="std", color=colors[metric], label=labels[metric],
+            plot_band(ax_js, rows["at_step"], rows["value"], band="std", color=colors[metric], label=labels[metric],
                       marker="o" if metric != "js_plugin" else None, linestyle="-" if metric != "js_plugin" else "--")
     ax_js.axhline(LOG2, color="0.4", linewidth=0.6, linestyle=":")
     ax_js.text(1.0, LOG2, "log 2", transform=ax_js.get_yaxis_transform(), ha="right", va="bottom", fontsize=6.5,
@@ -408,22 +469,23 @@ def _disjoint_figure(t: pd.DataFrame, config: ManyPathsConfig, summary: dict, fi
     ax_js.set(xlabel="generator step", ylabel="JS estimate (nats)", ylim=(-0.08, 1.05))
     ax_js.legend(loc="upper right", fontsize=6, ncol=2, columnspacing=1.0)
     w1 = t[t["metric"] == "w1"]
-    plot_band(ax_w, w1["step"], w1["value"], band="std", log=True, color=colors["w1"], label=r"$W_1$(generator, data)")
+    plot_band(ax_w, w1["at_step"], w1["value"], band="std", log=True, color=colors["w1"], label=r"$W_1$(generator, data)")
     ax_w.set(xlabel="generator step", ylabel=r"$W_1$ (log scale)", yscale="log")
     ax_o = ax_w.twinx()
     ov = t[t["metric"] == "gen_in_data"]
-    plot_band(ax_o, ov["step"], ov["value"], band="std", color=colors["gen_in_data"], label="generator mass in data support",
+    plot_band(ax_o, ov["at_step"], ov["value"], band="std", color=colors["gen_in_data"], label="generator mass in data support",
               marker="s", linestyle="--")
     ax_o.set(ylim=(-0.03, 1.03), ylabel="generator mass in data support")
     ax_o.spines["right"].set_visible(True)
     ax_o.grid(False)
     end = summary.get("disjoint", {}).get("disjoint_phase_last_step")
-    last = int(t["step"].max())
+    measured = t.loc[t["metric"] != "js_disc_train", "at_step"]
+    last = int(measured.max())
     lin = max(min(100, last), 1)  # linear up to 100 steps (the disjoint phase), logarithmic after
     ticks = [x for x in (0, 25, 50, 75, 100, 200, 500, 1000, 2000, 5000) if x <= last]
     for ax in (ax_js, ax_w):
         if end is not None:
-            ax.axvspan(t["step"].min(), end, color="0.92", zorder=0, linewidth=0)
+            ax.axvspan(measured.min(), end, color="0.92", zorder=0, linewidth=0)
         if last > lin:
             ax.set_xscale("symlog", linthresh=lin, linscale=2.0)
             ax.set_xticks(ticks, [str(x) for x in ticks])

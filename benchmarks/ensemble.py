@@ -1,8 +1,12 @@
 """Benchmark: K discriminators trained one by one in a Python loop versus the ensemble engine.
 
 Setting (issue "Ensemble engine", item 4): K = 64 members, d = 16, MLPs with two hidden
-layers of equal width (32, then 64), m in {64, 256, 1024, 4096} samples per side, 200 Adam
-steps, full batch, phi(t) = log(delta + (1 - delta) t) with a sigmoid output, in one run:
+layers, m in {64, 256, 1024, 4096} samples per side, 200 Adam steps, full batch,
+phi(t) = log(delta + (1 - delta) t) with a sigmoid output. The issue's "hidden widths 32 and
+64 (two hidden layers)" has two readings, and the default run covers both: the networks
+(32, 32) and (64, 64) (``--widths`` entry "32": both hidden layers of width 32), and the one
+network (32, 64) (entry "32x64": hidden widths per layer, first to last; p = (16*32 + 32) +
+(32*64 + 64) + (64 + 1) = 2721). In one run:
 
 (a) the obvious per-model loop: for each member one ``torch.nn.Module`` (the same initial
     weights as the engine's member) and one ``torch.optim.Adam``, autograd, two forward
@@ -19,9 +23,13 @@ engine_gflops = 6 * m * 2 * p * steps * K / engine_s / 1e9.
 
 Usage::
 
-    python benchmarks/ensemble.py                  # the full table (about 3-5 minutes on 2 cores)
+    python benchmarks/ensemble.py                  # the full table (three networks x four m; about 5-8 minutes on 2 idle cores)
     python benchmarks/ensemble.py --quick          # m in {64, 256, 1024}, 50 steps
     python benchmarks/ensemble.py --json out.json  # also write {"rows": [...], "meta": {...}}
+    python benchmarks/ensemble.py --widths 32 32x64x32  # (32, 32) and (32, 64, 32)
+
+JSON rows have the issue's keys; "width" is the int w for a network (w, w) and a string such
+as "32x64" otherwise, and "hidden" lists the hidden widths.
 
 Design choices, measured on this 2-core AMD EPYC (Zen 5, AVX-512; 2 MiB L2 per core,
 32 MiB L3), torch 2.13 CPU, single-core CPU time unless said otherwise:
@@ -125,7 +133,23 @@ def train_loop(
     return values
 
 
-def run(K: int, d: int, widths: list[int], ms: list[int], steps: int, lr: float, device: torch.device, loop_members: int) -> list[dict]:
+def parse_width(spec: str) -> tuple[int | str, tuple[int, ...]]:
+    """A ``--widths`` entry -> (the row's "width", the hidden widths): "32" -> (32, (32, 32)),
+    "32x64" -> ("32x64", (32, 64)).
+
+    >>> parse_width("64"), parse_width("32x64")
+    ((64, (64, 64)), ('32x64', (32, 64)))
+    """
+    parts = spec.lower().split("x")
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"a width is a positive int W (hidden (W, W)) or W1xW2[x...]; got {spec!r}")
+    hidden = tuple(int(p) for p in parts)
+    if len(hidden) == 1:
+        return hidden[0], hidden * 2
+    return "x".join(str(h) for h in hidden), hidden
+
+
+def run(K: int, d: int, widths: list[str], ms: list[int], steps: int, lr: float, device: torch.device, loop_members: int) -> list[dict]:
     phi = LogMeasuring(1e-3)
     rows = []
     sgemm = sgemm_gflops(device)
@@ -134,8 +158,9 @@ def run(K: int, d: int, widths: list[int], ms: list[int], steps: int, lr: float,
     wx = np.zeros((2, 8, d), dtype=np.float32)
     train_loop(warm, phi, warm.init([0]), wx, wx, 2, lr, device)
     train_ensemble(wx, wx, family=warm, seeds=[0, 1], phi=phi, steps=2, lr=lr, device=device)
-    for width in widths:
-        family = MLPFamily(d=d, hidden=(width, width))
+    for spec in widths:
+        width, hidden = parse_width(spec)
+        family = MLPFamily(d=d, hidden=hidden)
         p = family.n_params
         for m in ms:
             rng = np.random.default_rng(m)
@@ -159,6 +184,7 @@ def run(K: int, d: int, widths: list[int], ms: list[int], steps: int, lr: float,
                 {
                     "m": m,
                     "width": width,
+                    "hidden": list(hidden),
                     "loop_s": round(loop_s, 3),
                     "engine_s": round(engine_s, 3),
                     "speedup": round(loop_s / engine_s, 2),
@@ -178,7 +204,7 @@ def run(K: int, d: int, widths: list[int], ms: list[int], steps: int, lr: float,
 
 
 COLUMNS = [  # (key, header, width)
-    ("m", "m", 5), ("width", "width", 5), ("_p", "p", 5), ("loop_s", "loop_s", 8), ("engine_s", "engine_s", 8),
+    ("m", "m", 5), ("width", "width", 6), ("_p", "p", 5), ("loop_s", "loop_s", 8), ("engine_s", "engine_s", 8),
     ("speedup", "speedup", 7), ("_loop_gflops", "loop GF/s", 9), ("engine_gflops", "eng GF/s", 9),
     ("sgemm_gflops", "sgemm", 7), ("_eff", "eng/sg", 6), ("_max_abs_dJ", "max|dJ|", 8), ("_plan", "plan", 11),
 ]
@@ -199,11 +225,17 @@ def print_row(row: dict, header: bool = False) -> None:
     print(" ".join(cells), flush=True)
 
 
+def _width_arg(spec: str) -> str:
+    parse_width(spec)  # validates
+    return spec
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--K", type=int, default=64, help="members (default 64)")
     ap.add_argument("--d", type=int, default=16, help="input dimension (default 16)")
-    ap.add_argument("--widths", type=int, nargs="+", default=[32, 64], help="hidden width of both layers (default 32 64)")
+    ap.add_argument("--widths", nargs="+", default=["32", "64", "32x64"], type=_width_arg,
+                    help='hidden widths: W for two layers of width W, W1xW2 for per-layer widths (default 32 64 32x64)')
     ap.add_argument("--ms", type=int, nargs="+", default=[64, 256, 1024, 4096], help="samples per side")
     ap.add_argument("--steps", type=int, default=200, help="Adam steps (default 200)")
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -230,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     for row in rows:
         print_row(row, header=row is rows[0])
     if args.json is not None:
-        keys = ("m", "width", "loop_s", "engine_s", "speedup", "engine_gflops", "sgemm_gflops")
+        keys = ("m", "width", "hidden", "loop_s", "engine_s", "speedup", "engine_gflops", "sgemm_gflops")
         out = {
             "rows": [{k: r[k] for k in keys} for r in rows],
             "meta": {

@@ -33,6 +33,15 @@ def test_n_params_closed_form():
     assert MLPFamily(d=16, hidden=(32, 64), bias=False).n_params == 16 * 32 + 32 * 64 + 64
 
 
+def test_unequal_widths_layout():
+    # the benchmark's mixed network: hidden layers of widths 32 then 64 (issue 3's other reading)
+    fam = MLPFamily(d=16, hidden=(32, 64))
+    assert fam.layer_shapes == ((16, 32), (32, 64), (64, 1))
+    assert fam.offsets == ((0, 512), (544, 2592), (2656, 2720))  # W_1 16*32, b_1 32, W_2 32*64, b_2 64, w_out 64
+    shapes = [(tuple(W.shape), tuple(b.shape)) for W, b in fam.unflatten(torch.from_numpy(fam.init([0, 1])))]
+    assert shapes == [((2, 16, 32), (2, 1, 32)), ((2, 32, 64), (2, 1, 64)), ((2, 64, 1), (2, 1, 1))]
+
+
 @settings(max_examples=15)
 @given(fam=families, seed=st.integers(0, 2**32 - 1))
 def test_forward_matches_torch_module(fam, seed):

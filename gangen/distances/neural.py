@@ -112,6 +112,7 @@ def neural_net_distance(
     x_heldout: Any = None,
     y_heldout: Any = None,
     device: Any = "auto",
+    plan: Any = None,
 ) -> NeuralNetDistance | tuple[NeuralNetDistance, ...]:
     r"""The neural-net distance d_{F,phi} between two samples (Definition 2), by training.
 
@@ -141,11 +142,18 @@ def neural_net_distance(
     seed : int or sequence of K ints
         Restart r of sample set k starts from seed (seed, k, r) for an int seed and
         (seed[k], 0, r) for a sequence, so ``neural_net_distance(x[k], y[k], seed=s[k])``
-        equals item k of ``neural_net_distance(x, y, seed=s)`` (up to float32 rounding:
-        the engine may group the members differently).
+        equals item k of ``neural_net_distance(x, y, seed=s)``: bit for bit with
+        ``plan="per_member"``, up to float32 rounding otherwise (the automatic plan groups
+        members differently for different K).
     x_heldout, y_heldout : arrays shaped like x and y (sizes may differ), optional
         Both or neither.
     device : ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``.
+    plan : None, ``"auto"``, ``"per_member"`` or ``gangen.nn.ensemble.ChunkPlan``
+        The engine's chunk plan (:func:`gangen.nn.ensemble.train_ensemble`), used for
+        training and for the held-out evaluation. None / ``"auto"``: fastest, a result
+        depends on its batch mates at float32 level (after many Adam steps this can reach
+        the percent level); ``"per_member"``: one discriminator per chunk, so every result
+        is independent of the others in the call, bit for bit.
 
     Returns
     -------
@@ -179,6 +187,7 @@ def neural_net_distance(
     lr = check_positive_float(lr, "lr")
     restarts = check_positive_int(restarts, "restarts")
     item_seeds, positions = _item_seeds(seed, K, batched)
+    _check_plan(plan)
 
     held = None
     if (x_heldout is None) != (y_heldout is None):
@@ -199,12 +208,13 @@ def neural_net_distance(
     data_index = np.repeat(np.arange(K), restarts)
     res = train_ensemble(
         xs, ys, family=family, phi=phi, seeds=member_seeds, steps=steps, lr=lr, batch_size=batch_size,
-        data_index=data_index, device=device,
+        data_index=data_index, device=device, plan=plan,
     )
     train_vals = res.values.reshape(K, restarts)
     held_vals = None
     if held is not None:
-        held_vals = evaluate_ensemble(res.params, held[0], held[1], family=family, phi=phi, data_index=data_index, device=device)
+        held_vals = evaluate_ensemble(res.params, held[0], held[1], family=family, phi=phi, data_index=data_index,
+                                      device=device, plan=plan)
         held_vals = held_vals.reshape(K, restarts)
 
     out = []
@@ -229,6 +239,19 @@ def neural_net_distance(
             )
         )
     return tuple(out) if batched else out[0]
+
+
+def _check_plan(plan: Any) -> None:
+    """None, a plan name of the engine or a ChunkPlan; TypeError / ValueError otherwise."""
+    from gangen.nn.ensemble import PLAN_NAMES, ChunkPlan
+
+    if plan is None or isinstance(plan, ChunkPlan):
+        return
+    if not isinstance(plan, str):
+        raise TypeError(f"plan must be None, one of {PLAN_NAMES} or a gangen.nn.ensemble.ChunkPlan; "
+                        f"got {type(plan).__name__} {plan!r}")
+    if plan not in PLAN_NAMES:
+        raise ValueError(f"plan must be one of {PLAN_NAMES} (or None or a ChunkPlan); got {plan!r}")
 
 
 def _item_seeds(seed: Any, K: int, batched: bool) -> tuple[list[int], list[int]]:

@@ -6,7 +6,7 @@ Public names (resolved lazily, so ``from gangen.nn import MLPFamily`` does not i
 - :func:`train_ensemble`     train K independent members at once (Definition 2's objective)
 - :func:`evaluate_ensemble`  their objective on other (held-out) samples, without training
 - :func:`value_and_grad`     the objective and its hand-written gradient
-- :class:`EnsembleResult`, :class:`ChunkPlan`, :func:`plan_chunks`, :func:`resolve_device`
+- :class:`EnsembleResult`, :class:`ChunkPlan`, :func:`plan_chunks`, :func:`per_member_plan`, :func:`resolve_device`
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ _EXPORTS = {
     "EnsembleResult": "ensemble",
     "ChunkPlan": "ensemble",
     "plan_chunks": "ensemble",
+    "per_member_plan": "ensemble",
+    "PLAN_NAMES": "ensemble",
     "resolve_device": "ensemble",
 }
 

@@ -26,26 +26,37 @@ How it is fast (measurements in ``benchmarks/ensemble.py``):
   speed;
 - on a CPU, one worker thread per core trains its own chunks with single-threaded ops
   (torch releases the GIL inside ops): no fork-join barrier per op, which matters for
-  the many small ops of small members and when other processes share the cores.
+  the many small ops of small members and when other processes share the cores. A plan
+  with one worker, or with a single chunk, runs in the calling thread with torch's
+  intra-op threads set to 1 for the call (restored after): the same arithmetic as on a
+  worker, and no collapse under load (measured on the shared 2-core machine, K = 32,
+  d = 16, hidden (32, 32), m = 256, 200 steps, one member per chunk and one worker:
+  17-79 s with 2 OpenMP threads per op, 1.2-2.1 s with one, at load average 3-5.5).
 
 Members are independent and their arithmetic does not depend on their neighbours, so a
 member trained inside a batch gives the same values as trained alone up to float32
-rounding of differently blocked matmuls (tested).
+rounding of differently blocked matmuls (tested). Every chunk is computed the same way
+whichever thread runs it, so for a given plan the results do not depend on the number of
+workers, bit for bit. With one member per chunk (``plan="per_member"``,
+:func:`per_member_plan`) a member's arithmetic does not depend on its batch mates at all:
+it gives bit for bit what it gives trained alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from gangen._validation import (
     as_batched_samples,
+    check_choice,
     check_positive_float,
     check_positive_int,
     check_same_dim,
@@ -60,7 +71,9 @@ __all__ = [
     "evaluate_ensemble",
     "value_and_grad",
     "plan_chunks",
+    "per_member_plan",
     "resolve_device",
+    "PLAN_NAMES",
     "DEFAULT_CPU_CACHE_BYTES",
 ]
 
@@ -76,6 +89,10 @@ SPECTRAL_INIT_ITERATIONS = 15
 
 #: On a GPU, the fraction of free memory one chunk may use.
 DEFAULT_GPU_MEMORY_FRACTION = 0.5
+
+#: Named plans accepted wherever a ``plan`` is: ``"auto"`` (the same as None: :func:`plan_chunks`)
+#: and ``"per_member"`` (:func:`per_member_plan`).
+PLAN_NAMES = ("auto", "per_member")
 
 
 # --------------------------------------------------------------------------- results
@@ -190,6 +207,45 @@ def plan_chunks(
         n_blocks = -(-rows_per_member // rows)
         rows = -(-rows_per_member // n_blocks)
     return ChunkPlan(members=members, rows=rows, workers=min(workers, -(-n_members // members)))
+
+
+def per_member_plan(
+    family: MLPFamily, n_members: int, rows_per_member: int, device: Any = "cpu", *, cpu_workers: int | None = None
+) -> ChunkPlan:
+    """One member per chunk, its rows in the blocks :func:`plan_chunks` picks for a member alone.
+
+    A member's arithmetic then depends only on its own data, seed and ``rows_per_member``:
+    trained in a batch of K it gives, bit for bit, what it gives trained alone (on the same
+    device, with the same torch build; tested on CPU). Slower than the automatic plan for small members
+    (more, smaller ops). CPU: ``min(cpu_workers, K)`` worker threads (default
+    ``torch.get_num_threads()``); GPU: one worker.
+
+    >>> per_member_plan(MLPFamily(d=16, hidden=(32, 32)), 64, 512, "cpu", cpu_workers=2)
+    ChunkPlan(members=1, rows=512, workers=2)
+    >>> per_member_plan(MLPFamily(d=16, hidden=(64, 64)), 3, 8192, "cpu", cpu_workers=4)
+    ChunkPlan(members=1, rows=2048, workers=3)
+    """
+    check_positive_int(n_members, "n_members")
+    dev = resolve_device(device)
+    rows = plan_chunks(family, 1, rows_per_member, dev).rows
+    if dev.type == "cuda":
+        return ChunkPlan(members=1, rows=rows)
+    workers = check_positive_int(torch.get_num_threads() if cpu_workers is None else cpu_workers, "cpu_workers")
+    return ChunkPlan(members=1, rows=rows, workers=min(workers, n_members))
+
+
+def _resolve_plan(plan: Any, family: MLPFamily, n_members: int, rows_per_member: int, dev: torch.device) -> ChunkPlan:
+    """A ``plan`` argument (None, a name of PLAN_NAMES, or a ChunkPlan) as a ChunkPlan."""
+    if plan is None:
+        plan = "auto"
+    if isinstance(plan, str):
+        check_choice(plan, PLAN_NAMES, "plan")
+        if plan == "auto":
+            return plan_chunks(family, n_members, rows_per_member, dev)
+        return per_member_plan(family, n_members, rows_per_member, dev)
+    if not isinstance(plan, ChunkPlan):
+        raise TypeError(f"plan must be None, one of {PLAN_NAMES} or a ChunkPlan; got {type(plan).__name__} {plan!r}")
+    return plan
 
 
 # --------------------------------------------------------------------------- the batched network
@@ -484,14 +540,31 @@ def _blocks(total: int, rows: int) -> list[tuple[int, int]]:
     return [(r, min(r + rows, total)) for r in range(0, total, rows)]
 
 
-def _for_each_chunk(K: int, plan: ChunkPlan, work: Callable[[int, int], None]) -> None:
+@contextlib.contextmanager
+def _one_intra_op_thread(enabled: bool = True) -> Iterator[None]:
+    """Within the block, this thread's torch ops run on one core (torch.set_num_threads(1));
+    the previous thread count is restored after."""
+    n_threads = torch.get_num_threads()
+    if not enabled or n_threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n_threads)
+
+
+def _for_each_chunk(K: int, plan: ChunkPlan, work: Callable[[int, int], None], dev: torch.device) -> None:
     """Call work(k0, k1) for the chunks [k0, k1) of ``plan.members`` members; with several
     workers, chunks are shared out among threads that each run torch ops on one core.
-    Chunks are independent and each is computed the same way whichever thread takes it."""
+    With one worker or one chunk, the calling thread runs them, also with one-core ops on a
+    CPU: chunks are independent and each is computed the same way whichever thread takes it."""
     chunks = [(k, min(k + plan.members, K)) for k in range(0, K, plan.members)]
     if plan.workers == 1 or len(chunks) == 1:
-        for k0, k1 in chunks:
-            work(k0, k1)
+        with _one_intra_op_thread(dev.type == "cpu"):
+            for k0, k1 in chunks:
+                work(k0, k1)
         return
     n_threads = torch.get_num_threads()
     queue = iter(chunks)
@@ -531,7 +604,7 @@ def train_ensemble(
     data_index: Sequence[int] | None = None,
     init: Any = None,
     device: Any = "auto",
-    plan: ChunkPlan | None = None,
+    plan: ChunkPlan | str | None = None,
 ) -> EnsembleResult:
     r"""Train K = len(seeds) members of ``family`` to maximise J_k (Definition 2), K at once.
 
@@ -559,8 +632,13 @@ def train_ensemble(
     init : array (K, p), optional
         Initial parameters instead of ``family.init(seeds)`` (e.g. to continue training).
     device : ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``...
-    plan : ChunkPlan, optional
-        Override the automatic chunking (:func:`plan_chunks`); results agree up to float32 rounding.
+    plan : None, ``"auto"``, ``"per_member"`` or ChunkPlan
+        How members are grouped into chunks and rows into blocks. None or ``"auto"``: the
+        fastest grouping (:func:`plan_chunks`); a member's result then depends on its batch
+        mates at float32 level. ``"per_member"``: one member per chunk (:func:`per_member_plan`),
+        so a member gives bit for bit the same result alone or in any batch. A ChunkPlan:
+        used as given. Plans agree up to float32 rounding; for a given plan the result does
+        not depend on ``plan.workers``.
 
     Returns
     -------
@@ -589,9 +667,7 @@ def train_ensemble(
             raise ValueError(f"batch_size must be <= min(m, n) = {min(m, n)}; got {batch_size} (use None for full batch)")
     dev = resolve_device(device)
     rows_per_member = m + n if batch_size is None else 2 * batch_size
-    plan = plan if plan is not None else plan_chunks(family, K, rows_per_member, dev)
-    if not isinstance(plan, ChunkPlan):
-        raise TypeError(f"plan must be a ChunkPlan or None; got {type(plan).__name__}")
+    plan = _resolve_plan(plan, family, K, rows_per_member, dev)
 
     init = family.init(seeds) if init is None else _check_params(init, family, K, "init")
     out_params = np.empty_like(init)
@@ -611,7 +687,7 @@ def train_ensemble(
         out_params[k0:k1] = trained.cpu().numpy()
         values[k0:k1] = _evaluate_net(_Net(family, phi, trained), xc, yc, plan.rows)
 
-    _for_each_chunk(K, plan, train_chunk)
+    _for_each_chunk(K, plan, train_chunk, dev)
     return EnsembleResult(
         values=values, params=out_params, family=family, phi=phi, seeds=seeds, steps=steps, lr=lr,
         betas=betas, adam_eps=adam_eps, batch_size=batch_size,
@@ -627,7 +703,7 @@ def evaluate_ensemble(
     phi: Any = "log",
     data_index: Sequence[int] | None = None,
     device: Any = "auto",
-    plan: ChunkPlan | None = None,
+    plan: ChunkPlan | str | None = None,
 ) -> np.ndarray:
     r"""J_k of K given members on other data (e.g. held-out samples), without training.
 
@@ -635,7 +711,8 @@ def evaluate_ensemble(
         J_k = \frac1m\sum_i \phi(D_{v_k}(x_{k,i})) + \frac1n\sum_j \phi(1 - D_{v_k}(y_{k,j})) - 2\phi(1/2)
 
     params : (K, p); x, y : (B, m, d), (B, n, d) with member k on set data_index[k]
-    (default: B = K, member k on set k). Returns float64 array (K,). Sums in float64.
+    (default: B = K, member k on set k); ``plan`` as in :func:`train_ensemble`.
+    Returns float64 array (K,). Sums in float64.
 
     >>> fam = MLPFamily(d=1, hidden=())
     >>> evaluate_ensemble(np.zeros((1, 2)), np.ones((1, 3, 1)), np.ones((1, 3, 1)), family=fam, device="cpu")
@@ -646,7 +723,7 @@ def evaluate_ensemble(
     K = arr.shape[0]
     index = _check_data_index(data_index, K, xa.shape[0])
     dev = resolve_device(device)
-    plan = plan if plan is not None else plan_chunks(family, K, xa.shape[1] + ya.shape[1], dev)
+    plan = _resolve_plan(plan, family, K, xa.shape[1] + ya.shape[1], dev)
     values = np.empty(K)
 
     def evaluate_chunk(k0: int, k1: int) -> None:
@@ -654,7 +731,7 @@ def evaluate_ensemble(
         net = _Net(family, phi, torch.from_numpy(arr[k0:k1]).to(dev))
         values[k0:k1] = _evaluate_net(net, torch.from_numpy(xa[members]).to(dev), torch.from_numpy(ya[members]).to(dev), plan.rows)
 
-    _for_each_chunk(K, plan, evaluate_chunk)
+    _for_each_chunk(K, plan, evaluate_chunk, dev)
     return values
 
 
@@ -666,12 +743,13 @@ def value_and_grad(
     family: MLPFamily,
     phi: Any = "log",
     device: Any = "auto",
-    plan: ChunkPlan | None = None,
+    plan: ChunkPlan | str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""J_k and its gradient dJ_k/dv_k by the engine's hand-written backward pass.
 
     params (K, p), x (K, m, d), y (K, n, d) -> (values (K,) float64, grads (K, p) float32).
-    The trainer ascends exactly this gradient; tests check it against autograd.
+    The trainer ascends exactly this gradient; tests check it against autograd. All K
+    members form one chunk; of ``plan`` only the row block size is used.
 
     >>> fam = MLPFamily(d=1, hidden=(), head="linear")
     >>> x, y = np.full((1, 2, 1), 2.0), np.zeros((1, 2, 1))
@@ -683,12 +761,14 @@ def value_and_grad(
     K = xa.shape[0]
     arr = _check_params(params, family, K)
     dev = resolve_device(device)
-    rows = plan.rows if plan is not None else plan_chunks(family, 1, xa.shape[1] + ya.shape[1], dev).rows
-    net = _Net(family, phi, torch.from_numpy(arr).to(dev))
-    xc, yc = torch.from_numpy(xa).to(dev), torch.from_numpy(ya).to(dev)
-    net.gradient(_full_blocks(xc, yc, rows))
-    values = _evaluate_net(net, xc, yc, rows)
-    return values, (-_member_major(net.grads, family, K)).cpu().numpy()
+    rows = _resolve_plan(plan, family, 1, xa.shape[1] + ya.shape[1], dev).rows
+    with _one_intra_op_thread(dev.type == "cpu"):
+        net = _Net(family, phi, torch.from_numpy(arr).to(dev))
+        xc, yc = torch.from_numpy(xa).to(dev), torch.from_numpy(ya).to(dev)
+        net.gradient(_full_blocks(xc, yc, rows))
+        values = _evaluate_net(net, xc, yc, rows)
+        grads = (-_member_major(net.grads, family, K)).cpu().numpy()
+    return values, grads
 
 
 # --------------------------------------------------------------------------- training loops

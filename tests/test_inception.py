@@ -6,6 +6,8 @@ reference written with scipy (softmax + KL via scipy.stats.entropy). The network
 tested with random weights of the real files' layout (the real weights are unavailable
 here); the key list is checked against torch-fidelity's TF->PyTorch conversion table
 (utils/util_convert_inception_weights.py: 94 conv+batch-norm blocks and fc).
+The score is also compared with torch-fidelity 0.4.0's own function when torch-fidelity
+is installed (optional; skipped otherwise, see ``torch_fidelity_isc``).
 """
 
 from __future__ import annotations
@@ -186,6 +188,64 @@ def test_underflow_gives_limit_not_nan():
 def test_bad_input_raises(logits, kwargs, error, match):
     with pytest.raises(error, match=match):
         inception_score(logits, **kwargs)
+
+
+def torch_fidelity_isc():
+    """torch-fidelity's own ``isc_features_to_metric`` (metric_isc.py), or skip when torch-fidelity is absent.
+
+    ``import torch_fidelity`` (and so ``pytest.importorskip``) needs torchvision, which gangen
+    does not use and CI does not install (it would pull a CUDA torch). The function itself
+    uses only numpy and torch, so its source is taken verbatim from the installed
+    metric_isc.py: the file is parsed (the package is never executed), its two result-key
+    constants and the function are compiled, and its ``torch_fidelity.*`` imports (the
+    feature-extractor plumbing, which imports torchvision) are left out.
+    """
+    import ast
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("torch_fidelity")  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("torch-fidelity is not installed (optional independent check; "
+                    "pip install --no-deps torch-fidelity==0.4.0 to run it)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "metric_isc.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    keep = [node for node in tree.body
+            if (isinstance(node, ast.FunctionDef) and node.name == "isc_features_to_metric")
+            or (isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id.startswith("KEY_METRIC_ISC")
+                                                      for t in node.targets))]
+    assert [getattr(n, "name", None) for n in keep].count("isc_features_to_metric") == 1, f"no isc_features_to_metric in {path}"
+    namespace = {"np": np, "torch": torch}
+    exec(compile(ast.Module(body=keep, type_ignores=[]), str(path), "exec"), namespace)
+    return namespace["isc_features_to_metric"], namespace["KEY_METRIC_ISC_MEAN"], namespace["KEY_METRIC_ISC_STD"]
+
+
+# (N, C, splits, logit scale, float dtype): small and large N, N not divisible by splits,
+# one split, Inception's 1008 classes, near-one-hot (scale 30) and near-uniform (0.05) predictions.
+TORCH_FIDELITY_CASES = [
+    (10, 10, 10, 1.0, np.float64),
+    (37, 5, 4, 3.0, np.float64),
+    (100, 10, 1, 0.05, np.float64),
+    (1000, 10, 10, 30.0, np.float32),
+    (513, 1008, 7, 4.0, np.float32),
+    (5000, 10, 10, 6.0, np.float64),
+]
+
+
+@pytest.mark.parametrize("n, c, splits, scale, dtype", TORCH_FIDELITY_CASES)
+@pytest.mark.parametrize("shuffle_seed", [2020, 7, None])
+def test_agrees_with_torch_fidelity(n, c, splits, scale, dtype, shuffle_seed):
+    # Independent implementation: torch-fidelity 0.4.0's isc_features_to_metric(feature, splits,
+    # shuffle, rng_seed) -> {inception_score_mean, inception_score_std}. Not installed in CI: skips.
+    isc, key_mean, key_std = torch_fidelity_isc()
+    seed = n * 1009 + c * 31 + splits + (shuffle_seed or 0)
+    logits = (scale * np.random.default_rng(seed).standard_normal((n, c))).astype(dtype)
+    theirs = isc(torch.from_numpy(logits), splits=splits, shuffle=shuffle_seed is not None,
+                 rng_seed=2020 if shuffle_seed is None else shuffle_seed)
+    ours = inception_score(logits, splits=splits, shuffle_seed=shuffle_seed)
+    assert math.isfinite(theirs[key_mean])
+    assert abs(ours.mean - theirs[key_mean]) <= 1e-10 * theirs[key_mean]
+    assert abs(ours.std - theirs[key_std]) <= 1e-10 * max(theirs[key_mean], 1.0)
 
 
 # --------------------------------------------------------------------------------------

@@ -28,13 +28,16 @@ from gangen.studies.inception_table import (
     InceptionTableConfig,
     _eval_seed,
     _gan_config,
+    _model_rows,
     _subset,
+    cells,
+    curve_steps,
     decode_grid,
     encode_grid,
     large_width,
     parameter_counts,
 )
-from gangen.studies.runner import check_group_independent, main, resolve_config, run_study
+from gangen.studies.runner import check_group_independent, main, make_cell, resolve_config, run_study
 
 # --------------------------------------------------------------------------- synthetic data
 
@@ -130,14 +133,43 @@ def test_grid_encoding_round_trips():
 
 
 def test_shorter_cell_is_the_prefix_of_the_longer_run(mnist_dir):
-    # Figure 3's checkpoints retrain from scratch: training is deterministic, so steps = 2 reproduces
-    # the first 2 iterations of steps = 3 exactly (same history rows, logged every iteration).
+    # Training is deterministic, so steps = 2 reproduces the first 2 iterations of steps = 3
+    # exactly (same history rows, logged every iteration): what a checkpoint score stands for.
     config = tiny(mnist_dir, log_every=1)
     real = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, size=(50, 1, 28, 28)).astype(np.float32))
     short = train(_gan_config(config, "mix_dcgan", 2, seed=7), real).history
     long = train(_gan_config(config, "mix_dcgan", 3, seed=7), real).history
     cols = ["step", "d_loss", "g_loss", "value"]
     pd.testing.assert_frame_equal(short[cols], long[cols].iloc[:2])
+
+
+def test_curve_cells_carry_their_checkpoints():
+    config = InceptionTableConfig(data_dir="d", dcgan_steps=150, wgan_steps=40, curve_fracs=(0.0, 0.2, 0.5, 0.8))
+    assert curve_steps(config, "dcgan") == (0, 30, 75, 120) and curve_steps(config, "mix_wgan") == ()
+    grid = cells(config)
+    assert len(grid) == 1 + config.n_seeds * len(MODELS)  # one training run per (model, seed), no retrained checkpoints
+    by_model = {c["model"]: c.as_dict() for c in grid if c["rep"] == 0}
+    assert by_model["mix_dcgan"] == {"model": "mix_dcgan", "steps": 150, "rep": 0, "curve_steps": "0,30,75,120"}
+    assert by_model["dcgan_5x"] == {"model": "dcgan_5x", "steps": 150, "rep": 0}  # unchanged params (cache reuse)
+
+
+def test_checkpoint_scores_equal_shorter_runs(mnist_dir, tmp_path):
+    # Figure 3 is scored during the one training run (train's callback), which must not disturb
+    # it: the score at checkpoint t equals the final score of a separate run of t iterations
+    # (what the former design retrained), and the cell's other rows equal those of the same run
+    # without checkpoints, exactly.
+    config = tiny(mnist_dir, classifier_cache=str(tmp_path / "clf"), dcgan_steps=4, curve_fracs=(0.0, 0.25, 0.5))
+    cell = next(c for c in cells(config) if c["model"] == "mix_dcgan" and c["rep"] == 1)
+    assert cell["curve_steps"] == "0,1,2"
+    rows = _model_rows(cell, config, "cpu")
+    curve = {r["step"]: r["value"] for r in rows if r["metric"] == "curve_score"}
+    assert sorted(curve) == [0, 1, 2]
+    for t in (0, 1, 2):
+        short = _model_rows(make_cell(config.seed, {"model": "mix_dcgan", "steps": t, "rep": 1}), config, "cpu")
+        assert curve[t] == next(r["value"] for r in short if r["metric"] == "score"), t
+    assert len(set(curve.values())) > 1  # the checkpoints differ: the test can tell them apart
+    plain = _model_rows(make_cell(config.seed, {"model": "mix_dcgan", "steps": 4, "rep": 1}), config, "cpu")
+    assert [r for r in rows if not r["metric"].startswith("curve_")] == plain
 
 
 # --------------------------------------------------------------------------- MNIST smoke run
@@ -156,9 +188,16 @@ def test_tiny_mnist_run_writes_table_figures_and_sane_numbers(tiny_run):
     assert list((out / "classifier").glob("classifier-*.pt")), "the scoring classifier is cached"
     t = result.table
     scores = t[t.metric == "score"]
-    # real cell + 5 models x 2 seeds (final) + Figure 3 checkpoints (steps 0) for dcgan and mix_dcgan x 2 seeds
-    assert len(scores) == 1 + 5 * 2 + 2 * 2
+    # real cell + 5 models x 2 seeds, each trained once
+    assert len(scores) == 1 + 5 * 2 and len(result.table.groupby(["model", "rep"])) == 1 + 5 * 2
     assert scores.value.between(1.0, 10.0).all()  # a 10-class score lies in [1, 10]
+    # Figure 3: dcgan and mix_dcgan scored at iterations 0 and 2 (curve_fracs 0, 0.5 of 3) of each run
+    curve = t[t.metric == "curve_score"]
+    assert sorted(curve.groupby(["model", "rep"]).step.apply(tuple)) == [(0, 2)] * 4
+    assert curve.value.between(1.0, 10.0).all()
+    for model in ("dcgan", "mix_dcgan"):  # summary: checkpoint steps and the final one, each over every seed
+        assert result.summary["curves"][model]["step"] == [0, 2, config.dcgan_steps]
+        assert result.summary["curves"][model]["n_seeds"] == [config.n_seeds] * 3
     s = result.summary
     acc = s["classifier_test_accuracy"]
     assert 0.0 <= acc <= 1.0

@@ -31,21 +31,31 @@ Models (one MIX+GAN training loop, :func:`gangen.mixgan.train`; T = ``n_componen
 Mixtures are evaluated as the authors' code does: one generator, drawn by the mixture
 weights, per group of ``eval_group_size`` = 10 images (:meth:`Mixture.sample`).
 
-Per cell (model, steps, rep) the study trains the model for ``steps`` generator
-iterations from a seed that depends only on (study seed, rep), so every model of one rep
-sees the same real-batch stream, and a cell with fewer steps is *exactly* the first
-``steps`` iterations of the longer run (the loop is deterministic). The training curves
-(Figure 3: score against iteration) are therefore cells at ``curve_fracs`` of the final
-iteration count, each retrained from scratch (``gangen.mixgan.train`` has no evaluation
-callback); Figure 4's Wasserstein objective (the critic's w_u^T F w_v on the training
-batch) comes from the training history of the final cells. Rows per cell: ``score``
-(mean over splits), ``score_split_std``, parameter counts, the training history
-(``train_value``, ``train_d_loss``, ``train_g_loss`` with a ``step`` column), mixture
-weights, training time, and for rep 0 a grid of samples (Figure 2) stored compressed in
-the ``grid_zb64`` column (zlib + base64 of uint8 (n, C, H, W) pixels; the runner's
-``results.csv`` is the only store ``plot`` reads).
+One cell per (model, rep) trains the model once, for ``steps`` generator iterations
+(the model's final count), from a seed that depends only on (study seed, rep), so every
+model of one rep sees the same real-batch stream. Figures 3 and 4 come from that one run:
 
-Run on MNIST (CPU; the quick preset took 35 min on 2 CPU cores shared with other jobs, load 8-9)::
+- Figure 3 (score against iteration): for each of ``curve_models`` the cell also scores
+  its generators at the iterations ``curve_steps`` = round(f * steps), f in
+  ``curve_fracs``, through the checkpoint callback of :func:`gangen.mixgan.train`
+  (called under ``torch.no_grad()``, it cannot disturb training), with the same
+  evaluation noise as the final score. Such a checkpoint score equals the final score of
+  a separate run of that many iterations (the loop is deterministic; tested), so nothing
+  is retrained. The cell's parameters then include ``curve_steps`` ("0,50,100,150");
+  other cells have only (model, steps, rep).
+- Figure 4 (Wasserstein objective): the critic's w_u^T F w_v on the training batch, from
+  the run's history (a row every ``log_every`` iterations).
+
+Rows per cell: ``score`` (mean over splits), ``score_split_std``, parameter counts, the
+training history (``train_value``, ``train_d_loss``, ``train_g_loss`` with a ``step``
+column), mixture weights, for rep 0 a grid of samples (Figure 2) stored compressed in the
+``grid_zb64`` column (zlib + base64 of uint8 (n, C, H, W) pixels; the runner's
+``results.csv`` is the only store ``plot`` reads), and for curve models ``curve_score``
+and ``curve_score_split_std`` with a ``step`` column.
+
+Run on MNIST (CPU, one torch thread: the quick preset, 16 cells, took 8.2 min wall and
+6.9 min of CPU time on 2 cores shared with two other jobs, load 2.3-3.5, so about 7 min on
+an idle machine; the paper preset about 20 min idle; see the note above ``PRESETS``)::
 
     python -m gangen.studies.inception_table --data-dir ../shared/data/mnist [--preset paper] \
         --classifier-cache studies/inception_table/cache/classifier
@@ -90,6 +100,7 @@ __all__ = [
     "decode_grid",
     "encode_grid",
     "format_table",
+    "curve_steps",
     "large_width",
     "parameter_counts",
     "plot",
@@ -123,12 +134,12 @@ PAPER_TABLE1: dict[str, tuple[float, float | None, str]] = {
     REAL: (11.24, 0.12, ""),
 }
 
-#: Values of the fields left at None, per data set. MNIST: sized for ~20 CPU minutes (the
-#: quick preset). CIFAR-10: Table 1's setting as PAPER.md states it (DCGAN rows label-
+#: Values of the fields left at None, per data set. MNIST: sized for the quick preset (~7 min
+#: on this idle 2-core CPU, well within 20). CIFAR-10: Table 1's setting as PAPER.md states it (DCGAN rows label-
 #: conditional, Adam lr 1e-4 beta1 0.5 as the authors' code, batch 64, 50,000 samples, 10
 #: splits, Inception scorer); the iteration counts are our choice (PAPER.md gives none).
 DATASET_DEFAULTS: dict[str, dict[str, object]] = {
-    "mnist": dict(width=16, conditional=False, dcgan_lr=2e-4, dcgan_steps=200, wgan_steps=60,
+    "mnist": dict(width=16, conditional=False, dcgan_lr=2e-4, dcgan_steps=200, wgan_steps=40,
                   n_score_samples=5000, scorer="classifier"),
     "cifar10": dict(width=64, conditional=True, dcgan_lr=1e-4, dcgan_steps=40000, wgan_steps=40000,
                     n_score_samples=50000, scorer="inception"),
@@ -172,8 +183,8 @@ class InceptionTableConfig:
         "help": "samples generated per call (batch-norm uses the statistics of each component's share)"})
     curve_models: tuple[str, ...] = field(default=("dcgan", "mix_dcgan"), metadata={
         "help": "models scored during training (Figure 3)"})
-    curve_fracs: tuple[float, ...] = field(default=(0.0, 0.5), metadata={
-        "help": "Figure 3 checkpoints as fractions of the final iteration count (each retrained from scratch)"})
+    curve_fracs: tuple[float, ...] = field(default=(0.0, 0.25, 0.5, 0.75), metadata={
+        "help": "Figure 3 checkpoints as fractions of the final iteration count (scored during the one training run)"})
     log_every: int | None = field(default=None, metadata={"help": "history row every this many iterations (None: steps/50)"})
     n_grid: int = field(default=36, metadata={"help": "samples in each model's grid (Figure 2; rep 0)"})
     classifier_epochs: int | None = field(default=None, metadata={"help": "scoring classifier's epochs (None: its preset's)"})
@@ -230,17 +241,21 @@ class InceptionTableConfig:
                 num_classes=N_CLASSES if self.conditional else 0))
 
 
-# Sizes from timings on the 2-core CPU shared with other jobs (load 6-10, OMP_NUM_THREADS=1): per
-# generator iteration at width 16, DCGAN ~0.1 s, MIX+DCGAN (T = 5: all 25 G/D pairs) ~0.85 s, the
-# 5x DCGAN (width 63) ~0.3 s, WGAN ~0.3 s, MIX+WGAN ~3 s (n_critic = 5 passes over 25 pairs); scoring
-# 5,000 samples ~5 s. quick: 28 cells, 2,130 s of cell time (35 min wall at load 8-9); paper: 46 cells,
-# 2,695 s of cell time (about 45 min wall: its first 3 seeds at load 8-9, the last 2 at load ~2).
+# Sizes from timings on this 2-core CPU (OMP_NUM_THREADS=1, two other 1-thread jobs running, load
+# 2.3-3.5; CPU seconds, which match the wall time of an idle core): per generator iteration at width
+# 16, DCGAN ~0.025 s, MIX+DCGAN (T = 5: all 25 G/D pairs) ~0.26 s, the 5x DCGAN (width 63) ~0.1 s,
+# WGAN ~0.1 s, MIX+WGAN ~0.8 s (n_critic = 5 passes over 25 pairs); scoring 5,000 samples ~1 s
+# (a Figure 3 checkpoint costs one score, nothing is retrained); the real-data cell ~26 s (it
+# trains the MNIST classifier when not cached). quick (200 / 40 iterations, 3 seeds): 16 cells,
+# 411 CPU-s of cells (measured with 5 checkpoints per curve run; the default 4 saves ~6 s), 8.2 min
+# wall at load ~3, ~7 min idle. paper (400 / 80, 5 seeds): 26 cells,
+# ~1,200 CPU-s, ~20 min idle from scratch.
 PRESETS = {
     "tiny": {"width": 4, "latent_dim": 8, "batch_size": 16, "dcgan_steps": 3, "wgan_steps": 2, "n_seeds": 2,
              "n_components": 2, "n_train": 200, "n_score_samples": 40, "splits": 2, "sample_chunk": 20,
-             "curve_fracs": (0.0,), "n_grid": 4, "classifier_epochs": 1, "classifier_n_train": 200},
+             "curve_fracs": (0.0, 0.5), "n_grid": 4, "classifier_epochs": 1, "classifier_n_train": 200},
     "quick": {},
-    # MNIST at paper scale for this machine: twice the DCGAN iterations of quick (the CIFAR-10 Table 1
+    # MNIST at paper scale for this machine: twice the iterations of quick, 5 seeds (the CIFAR-10 Table 1
     # configuration is --dataset cifar10 with the default preset; these step counts are MNIST's).
     "paper": {"dcgan_steps": 400, "wgan_steps": 80, "n_seeds": 5},
 }
@@ -348,20 +363,28 @@ def _inception(path: str, device: str):
     return load_inception(path, device=device)
 
 
-def _score(images: np.ndarray, config: InceptionTableConfig, device: str):
-    """Score (InceptionScore: mean, std over splits) of uint8 images (N, C, H, W)."""
+def _scorer(config: InceptionTableConfig, device: str):
+    """The score function: uint8 images (N, C, H, W) -> InceptionScore (mean, std over splits).
+
+    Its network is loaded (or the classifier trained) here, before any training loop, so
+    that a checkpoint callback (which runs under ``torch.no_grad()``) never trains it.
+    """
     if config.scorer == "classifier":
         from gangen.metrics.classifier import classifier_score
 
         clf = _classifier(config.dataset, config.data_dir, config.classifier_epochs, config.classifier_n_train,
                           config.classifier_seed, config.classifier_cache, device)
-        return classifier_score(images, clf, splits=config.splits, batch_size=config.score_batch_size)
+        return lambda images: classifier_score(images, clf, splits=config.splits, batch_size=config.score_batch_size)
     from gangen.metrics.inception import inception_logits, inception_score
 
-    if images.shape[1] == 1:  # grayscale -> RGB for Inception
-        images = np.repeat(images, 3, axis=1)
-    logits = inception_logits(images, _inception(config.inception_weights, device), batch_size=config.score_batch_size)
-    return inception_score(logits, splits=config.splits)
+    net = _inception(config.inception_weights, device)
+
+    def score(images: np.ndarray):
+        if images.shape[1] == 1:  # grayscale -> RGB for Inception
+            images = np.repeat(images, 3, axis=1)
+        return inception_score(inception_logits(images, net, batch_size=config.score_batch_size), splits=config.splits)
+
+    return score
 
 
 # --------------------------------------------------------------------------- sample grids
@@ -403,22 +426,42 @@ def _eval_seed(config: InceptionTableConfig, model: str, rep: int) -> int:
     return derive_seed(config.seed, {"rep": rep, "model": model, "stream": "eval"})
 
 
-def cells(config: InceptionTableConfig) -> list[Cell]:
-    """The real-data cell, the final cells (model, final steps, rep), then the Figure 3 checkpoints.
+def curve_steps(config: InceptionTableConfig, model: str) -> tuple[int, ...]:
+    """The iterations at which ``model`` is scored during training (Figure 3): round(f * final) for f in curve_fracs.
 
-    Every cell runs alone (``group=None``).
+    Empty for a model not in ``curve_models``; the final iteration is never among them (its
+    score is the cell's ``score`` row).
+
+    >>> curve_steps(InceptionTableConfig(data_dir="d", dcgan_steps=200, curve_fracs=(0.0, 0.25, 0.5)), "dcgan")
+    (0, 50, 100)
+    """
+    if model not in config.curve_models:
+        return ()
+    final = _final_steps(config, model)
+    return tuple(sorted({int(round(f * final)) for f in config.curve_fracs} - {final}))
+
+
+def _parse_steps(text: object) -> tuple[int, ...]:
+    """Inverse of ``",".join(map(str, steps))`` (a cell's ``curve_steps`` parameter)."""
+    return tuple(int(t) for t in str(text).split(",") if t.strip())
+
+
+def cells(config: InceptionTableConfig) -> list[Cell]:
+    """The real-data cell, then one cell per (model, rep): train to the final iteration and score.
+
+    A cell of a curve model carries ``curve_steps`` (e.g. "0,50,100,150") among its parameters:
+    it also scores its generators at those iterations of the same run (Figure 3), so the
+    checkpoints are part of the cell (and of its cache key). Other cells have only
+    (model, steps, rep). Every cell runs alone (``group=None``).
     """
     out = [make_cell(config.seed, {"model": REAL, "steps": 0, "rep": 0})]
     for rep in range(config.n_seeds):
         for model in config.models:
-            out.append(make_cell(config.seed, {"model": model, "steps": _final_steps(config, model), "rep": rep}))
-    for rep in range(config.n_seeds):
-        for model in config.models:
-            if model not in config.curve_models:
-                continue
-            final = _final_steps(config, model)
-            for s in sorted({int(round(f * final)) for f in config.curve_fracs} - {final}):
-                out.append(make_cell(config.seed, {"model": model, "steps": s, "rep": rep}))
+            params: dict[str, object] = {"model": model, "steps": _final_steps(config, model), "rep": rep}
+            checkpoints = curve_steps(config, model)
+            if checkpoints:
+                params["curve_steps"] = ",".join(str(t) for t in checkpoints)
+            out.append(make_cell(config.seed, params))
     return out
 
 
@@ -426,7 +469,7 @@ def _real_rows(config: InceptionTableConfig, device: str) -> list[dict]:
     split = "test" if config.scorer == "classifier" else "train"
     x, y = _load(config.dataset, config.data_dir, split)
     idx = _subset(len(x), config.n_score_samples, _eval_seed(config, REAL, 0))
-    score = _score(x[idx], config, device)
+    score = _scorer(config, device)(x[idx])
     rows = [{"metric": "score", "value": score.mean, "n_scored": int(len(idx)), "split": split},
             {"metric": "score_split_std", "value": score.std, "n_scored": int(len(idx)), "split": split}]
     if config.scorer == "classifier":
@@ -459,15 +502,27 @@ def _model_rows(cell: Cell, config: InceptionTableConfig, device: str) -> list[d
     from gangen.mixgan import train
 
     model, steps, rep = str(cell["model"]), int(cell["steps"]), int(cell["rep"])
+    checkpoints = set(_parse_steps(cell.as_dict().get("curve_steps", "")))
     gan_cfg = _gan_config(config, model, steps, _train_seed(config, rep))
     x, y = _load(config.dataset, config.data_dir, "train")
     idx = np.sort(_subset(len(x), config.n_train, _subset_seed(config)))
     real = torch.from_numpy(x[idx].astype(np.float32) / 127.5 - 1.0)  # (N, C, H, W) in [-1, 1]
     labels = torch.from_numpy(y[idx].copy()) if gan_cfg.num_classes else None
-    result = train(gan_cfg, real, labels=labels, device=device)
+    score_fn = _scorer(config, device)
+    eval_seed = _eval_seed(config, model, rep)  # the same noise at every checkpoint and at the end
+    curve_rows: list[dict] = []
+
+    def checkpoint(t: int, gens, discs) -> None:
+        # Figure 3: score the generators after t iterations of this very run. train() calls this under
+        # no_grad with the training streams untouched, so the run (and its final score) is unchanged.
+        if t in checkpoints:
+            s = score_fn(_generate(gens, config.n_score_samples, seed=eval_seed, config=config))
+            curve_rows.extend([{"metric": "curve_score", "value": s.mean, "step": t},
+                               {"metric": "curve_score_split_std", "value": s.std, "step": t}])
+
+    result = train(gan_cfg, real, labels=labels, device=device, callback=checkpoint if checkpoints else None)
     gens = result.generators
-    eval_seed = _eval_seed(config, model, rep)
-    score = _score(_generate(gens, config.n_score_samples, seed=eval_seed, config=config), config, device)
+    score = score_fn(_generate(gens, config.n_score_samples, seed=eval_seed, config=config))
     g_params, d_params = parameter_counts(IMAGE_SHAPES[config.dataset], gan_cfg.width, latent_dim=gan_cfg.latent_dim,
                                           num_classes=gan_cfg.num_classes)
     T = gan_cfg.n_components
@@ -493,7 +548,7 @@ def _model_rows(cell: Cell, config: InceptionTableConfig, device: str) -> list[d
         if rep == 0 and config.n_grid:
             grid = _generate(gens, config.n_grid, seed=eval_seed + 1, config=replace(config, sample_chunk=max(config.n_grid, 1)))
             rows.append({"metric": "sample_grid", "value": float(config.n_grid), "grid_zb64": encode_grid(grid)})
-    return rows
+    return rows + curve_rows
 
 
 def _subset_seed(config: InceptionTableConfig) -> int:
@@ -504,7 +559,8 @@ def _subset_seed(config: InceptionTableConfig) -> int:
 
 
 def run_group(cells: list[Cell], config: InceptionTableConfig, device: str) -> list[list[dict]]:
-    """Per cell: score the real images, or train the model for ``steps`` iterations and score its samples."""
+    """Per cell: score the real images, or train the model for ``steps`` iterations and score its samples
+    (and, for a curve model, its samples at each of ``curve_steps`` during that run)."""
     return [_real_rows(config, device) if cell["model"] == REAL else _model_rows(cell, config, device) for cell in cells]
 
 
@@ -521,6 +577,17 @@ def _final_rows(table: pd.DataFrame, config: InceptionTableConfig, model: str) -
 def _per_seed(table: pd.DataFrame, config: InceptionTableConfig, model: str, metric: str) -> pd.Series:
     rows = _final_rows(table, config, model)
     return rows[rows["metric"] == metric].set_index("rep")["value"].sort_index()
+
+
+def _curve(table: pd.DataFrame, config: InceptionTableConfig, model: str) -> pd.DataFrame:
+    """Figure 3's points of ``model``: columns rep, step, value (checkpoint scores and the final score)."""
+    final = _final_rows(table, config, model)
+    during = final[final["metric"] == "curve_score"]
+    end = final[final["metric"] == "score"]
+    return pd.concat([pd.DataFrame({"rep": during["rep"].to_numpy(), "step": during["step"].to_numpy(dtype=float),
+                                    "value": during["value"].to_numpy()}),
+                      pd.DataFrame({"rep": end["rep"].to_numpy(), "step": end["steps"].to_numpy(dtype=float),
+                                    "value": end["value"].to_numpy()})], ignore_index=True)
 
 
 def _compare(table: pd.DataFrame, config: InceptionTableConfig, better: str, worse: str) -> dict | None:
@@ -571,6 +638,13 @@ def summarize(table: pd.DataFrame, config: InceptionTableConfig) -> dict:
         if c is not None:
             comparisons[f"{better}_minus_{worse}"] = c
     summary["comparisons"] = comparisons
+    curves = {}
+    for model in config.models:
+        if curve_steps(config, model):
+            by_step = _curve(table, config, model).groupby("step")["value"]
+            curves[model] = {"step": [int(s) for s in by_step.mean().index], "score_mean": by_step.mean().tolist(),
+                             "n_seeds": by_step.count().tolist()}
+    summary["curves"] = curves
     summary["verdict"] = _verdict(summary)
     summary["table_markdown"] = format_table(summary)
     return summary
@@ -645,8 +719,8 @@ def plot(table: pd.DataFrame, config: InceptionTableConfig, summary: dict, fig_d
         if curve:
             fig, ax = new_figure(width="single", height=2.3)
             for i, model in enumerate(curve):
-                rows = table[(table["model"] == model) & (table["metric"] == "score")]
-                plot_band(ax, rows["steps"], rows["value"], color=colors[model], marker="os^Dv"[i % 5],
+                rows = _curve(table, config, model)
+                plot_band(ax, rows["step"], rows["value"], color=colors[model], marker="os^Dv"[i % 5],
                           label=f"{MODEL_LABELS[model]} (mean, 95% CI over {rows['rep'].nunique()} seeds)")
             for model in ("dcgan_5x",):  # the final scores of the large DCGAN, for reference
                 if model in config.models and model not in curve:
@@ -660,7 +734,8 @@ def plot(table: pd.DataFrame, config: InceptionTableConfig, summary: dict, fig_d
             if real is not None:
                 ax.axhline(real["score_mean"], color="0.35", linestyle="--", linewidth=0.9, label="real test images")
             ax.set(xlabel="generator iteration", ylabel=f"{score_name} ({dataset})")
-            top = max(real["score_mean"] if real is not None else 1.0, table.loc[table["metric"] == "score", "value"].max())
+            top = max(real["score_mean"] if real is not None else 1.0,
+                      table.loc[table["metric"].isin(["score", "curve_score"]), "value"].max())
             ax.set_ylim(1.0 - 0.02 * (top - 1.0), 1.0 + 1.18 * (top - 1.0))
             ax.legend(loc="upper left", bbox_to_anchor=(0.0, 0.80))
             paths += save_figure(fig, fig_dir / "inception_table_fig3")

@@ -391,15 +391,23 @@ def _for_each_chunk(K: int, members: int, workers: int, work) -> None:
             torch.set_num_threads(n_threads)
 
 
+def _train_chunks(init: np.ndarray, opts: ConvOptions, train_chunk) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``train_chunk(k0, k1) -> (values, params)`` over the chunks of ``opts``; gather (K,) values and (K, p) params."""
+    values, out = np.empty(init.shape[0]), np.empty_like(init)
+
+    def work(k0: int, k1: int) -> None:
+        values[k0:k1], out[k0:k1] = train_chunk(k0, k1)
+
+    _for_each_chunk(init.shape[0], opts.members, opts.workers, work)
+    return values, out
+
+
 def train_conv(x, y, *, family: MLPFamily, init: np.ndarray, phi, steps: int, lr: float = 1e-3,
                betas=(0.9, 0.999), eps: float = 1e-8, opts: ConvOptions = ConvOptions()):
     """Full-batch training of K members (x (K, m, d), y (K, n, d), init (K, p)); returns (values (K,), params (K, p))."""
     phi = get_measuring(phi)
-    K = init.shape[0]
-    values = np.empty(K)
-    out = np.empty_like(init)
 
-    def work(k0: int, k1: int) -> None:
+    def work(k0: int, k1: int) -> tuple[np.ndarray, np.ndarray]:
         net = ConvNet(family, phi, init[k0:k1], opts)
         blocks = _blocks_of(x[k0:k1], y[k0:k1], opts.rows)
         opt = Adam(net.flat, lr, betas, eps, opts.adam)
@@ -409,22 +417,17 @@ def train_conv(x, y, *, family: MLPFamily, init: np.ndarray, phi, steps: int, lr
                 g = net.output_grad(o, sign, weight)
                 net.backward(X, g, accumulate=b > 0)
             opt.step(net.flat, net.grad, step)
-        out[k0:k1] = net.export()
-        values[k0:k1] = _evaluate(net, blocks)
+        return _evaluate(net, blocks), net.export()
 
-    _for_each_chunk(K, opts.members, opts.workers, work)
-    return values, out
+    return _train_chunks(init, opts, work)
 
 
 def train_conv_autograd(x, y, *, family: MLPFamily, init: np.ndarray, phi, steps: int, lr: float = 1e-3,
                         betas=(0.9, 0.999), eps: float = 1e-8, opts: ConvOptions = ConvOptions()):
     """The same network as grouped F.conv2d layers, gradients by autograd (one flat leaf tensor)."""
     phi = get_measuring(phi)
-    K = init.shape[0]
-    values = np.empty(K)
-    out = np.empty_like(init)
 
-    def work(k0: int, k1: int) -> None:
+    def work(k0: int, k1: int) -> tuple[np.ndarray, np.ndarray]:
         net = ConvNet(family, phi, init[k0:k1], opts)  # for layout and export
         kc = net.kc
         flat = net.flat.clone().requires_grad_(True)
@@ -459,11 +462,9 @@ def train_conv_autograd(x, y, *, family: MLPFamily, init: np.ndarray, phi, steps
                 opt.step(flat, flat.grad, step)
         with torch.no_grad():
             net.flat.copy_(flat)
-        out[k0:k1] = net.export()
-        values[k0:k1] = _evaluate(net, blocks)
+        return _evaluate(net, blocks), net.export()
 
-    _for_each_chunk(K, opts.members, opts.workers, work)
-    return values, out
+    return _train_chunks(init, opts, work)
 
 
 def grad_conv(x, y, *, family: MLPFamily, params: np.ndarray, phi, opts: ConvOptions = ConvOptions()) -> np.ndarray:

@@ -518,43 +518,45 @@ def data_for(K: int, m: int, d: int):
     return x, y
 
 
-def sgemm_mkl(n: int = 4096, repeats: int = 3) -> float:
-    a, b, c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
-    torch.mm(a, b, out=c)
+def _best_gflops(f, flops: float, repeats: int) -> float:
+    """GFLOP/s of the fastest of ``repeats`` calls of ``f`` (after one warm-up call)."""
+    f()
     best = float("inf")
     for _ in range(repeats):
         t0 = CLOCK()
-        torch.mm(a, b, out=c)
+        f()
         best = min(best, CLOCK() - t0)
-    return 2 * n**3 / best / 1e9
+    return flops / best / 1e9
+
+
+def benchmark_grid(widths, ms, K: int, d: int):
+    """(width, m, family, x, y, seeds, init) for every width (hidden (w, w)) and m, data as benchmarks/ensemble.py."""
+    for width in widths:
+        family = MLPFamily(d=d, hidden=(width, width))
+        for m in ms:
+            x, y = data_for(K, m, d)
+            seeds = list(range(K))
+            yield width, m, family, x, y, seeds, family.init(seeds)
+
+
+def sgemm_mkl(n: int = 4096, repeats: int = 3) -> float:
+    """An n x n x n float32 product through torch.mm (MKL)."""
+    a, b, c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+    return _best_gflops(lambda: torch.mm(a, b, out=c), 2 * n**3, repeats)
 
 
 def sgemm_onednn(n: int = 4096, repeats: int = 3) -> float:
     """An n x n x n float32 product through oneDNN: a 1x1 conv, n input and n output channels, n pixels."""
     x = torch.randn(1, n, n, 1).contiguous(memory_format=torch.channels_last)
     w = torch.randn(n, n, 1, 1)
-    f = lambda: aten.mkldnn_convolution(x, w, None, [0, 0], [1, 1], [1, 1], 1)  # noqa: E731
-    f()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = CLOCK()
-        f()
-        best = min(best, CLOCK() - t0)
-    return 2 * n**3 / best / 1e9
+    return _best_gflops(lambda: aten.mkldnn_convolution(x, w, None, [0, 0], [1, 1], [1, 1], 1), 2 * n**3, repeats)
 
 
 def sgemm_onednn_linear(n: int = 4096, repeats: int = 3) -> float:
     """The same product as ``mkldnn_linear`` on mkldnn tensors."""
     a = torch.randn(n, n).to_mkldnn()
     w = torch.randn(n, n).to_mkldnn()
-    f = lambda: torch._C._nn.mkldnn_linear(a, w)  # noqa: E731
-    f()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = CLOCK()
-        f()
-        best = min(best, CLOCK() - t0)
-    return 2 * n**3 / best / 1e9
+    return _best_gflops(lambda: torch._C._nn.mkldnn_linear(a, w), 2 * n**3, repeats)
 
 
 def time_it(f) -> float:
@@ -676,13 +678,8 @@ def cmd_tune(args) -> None:
     K, d = args.K, 16
     print(f"torch {torch.__version__}, steps {args.steps}, repeats {args.repeats} (best of, interleaved), {args.clock} clock, load {load()}", flush=True)
     variants = args.variants or ["", "l1=bmm", "gw=bmm", "l1=bmm:gw=bmm"]
-    for width in args.widths:
-        family = MLPFamily(d=d, hidden=(width, width))
-        p = family.n_params
-        for m in args.ms:
-            x, y = data_for(K, m, d)
-            seeds = list(range(K))
-            init = family.init(seeds)
+    for width, m, family, x, y, seeds, init in benchmark_grid(args.widths, args.ms, K, d):
+            p = family.n_params
             flops = 6 * m * 2 * p * args.steps * K
             runs: list[tuple[str, callable]] = [
                 ("engine (its plan)", lambda: train_ensemble(x, y, family=family, seeds=seeds, phi=phi, steps=args.steps, device="cpu"))]
@@ -739,13 +736,8 @@ def cmd_bench(args) -> None:
     rows = []
     hdr = ("    m width     p   loop_s engine_s   conv_s eng/loop conv/loop conv/eng loopGF  engGF convGF  max|dJ| conv plan        load")
     print(hdr, flush=True)
-    for width in args.widths:
-        family = MLPFamily(d=d, hidden=(width, width))
-        p = family.n_params
-        for m in args.ms:
-            x, y = data_for(K, m, d)
-            seeds = list(range(K))
-            init = family.init(seeds)
+    for width, m, family, x, y, seeds, init in benchmark_grid(args.widths, args.ms, K, d):
+            p = family.n_params
             opts = best_options(family, m, K, workers=torch.get_num_threads())  # as the engine: one worker per thread
             flops = 6 * m * 2 * p * steps * K
             res = None

@@ -679,40 +679,40 @@ def cmd_tune(args) -> None:
     print(f"torch {torch.__version__}, steps {args.steps}, repeats {args.repeats} (best of, interleaved), {args.clock} clock, load {load()}", flush=True)
     variants = args.variants or ["", "l1=bmm", "gw=bmm", "l1=bmm:gw=bmm"]
     for width, m, family, x, y, seeds, init in benchmark_grid(args.widths, args.ms, K, d):
-            p = family.n_params
-            flops = 6 * m * 2 * p * args.steps * K
-            runs: list[tuple[str, callable]] = [
-                ("engine (its plan)", lambda: train_ensemble(x, y, family=family, seeds=seeds, phi=phi, steps=args.steps, device="cpu"))]
-            for chunk in (args.chunks or _candidates(family, m, K)):
-                for var in variants:
-                    spec = ":".join(filter(None, [chunk, var]))
-                    for threads in args.thread_modes:
-                        if threads == "2w":
-                            o, nthr = replace(_spec(spec), workers=2), 1
-                        elif threads == "1w2t":
-                            o, nthr = replace(_spec(spec), workers=1), 2
-                        else:
-                            o, nthr = replace(_spec(spec), workers=1), 1
+        p = family.n_params
+        flops = 6 * m * 2 * p * args.steps * K
+        runs: list[tuple[str, callable]] = [
+            ("engine (its plan)", lambda: train_ensemble(x, y, family=family, seeds=seeds, phi=phi, steps=args.steps, device="cpu"))]
+        for chunk in (args.chunks or _candidates(family, m, K)):
+            for var in variants:
+                spec = ":".join(filter(None, [chunk, var]))
+                for threads in args.thread_modes:
+                    if threads == "2w":
+                        o, nthr = replace(_spec(spec), workers=2), 1
+                    elif threads == "1w2t":
+                        o, nthr = replace(_spec(spec), workers=1), 2
+                    else:
+                        o, nthr = replace(_spec(spec), workers=1), 1
 
-                        def f(o=o, nthr=nthr):
-                            torch.set_num_threads(nthr)
-                            try:
-                                train_conv(x, y, family=family, init=init, phi=phi, steps=args.steps, opts=o)
-                            finally:
-                                torch.set_num_threads(args.threads)
-                        runs.append((f"{spec or 'default'} [{threads}]", f))
-            if args.autograd:
-                o = replace(_spec(args.chunks[0] if args.chunks else _candidates(family, m, K)[1]), workers=2)
-                runs.append((f"autograd {o.members}x{min(o.rows, 2 * m)} [2w]",
-                             lambda o=o: train_conv_autograd(x, y, family=family, init=init, phi=phi, steps=args.steps, opts=o)))
-            times = {name: [] for name, _ in runs}
-            for _ in range(args.repeats):
-                for name, f in runs:
-                    times[name].append(time_it(f))
-            eng = min(times["engine (its plan)"])
-            print(f"width {width} m {m} K {K} [load {load()}]: GF/s (x engine)", flush=True)
-            for name, t in times.items():
-                print(f"   {name:42s} {flops / min(t) / 1e9:6.1f}  ({eng / min(t):4.2f}x)", flush=True)
+                    def f(o=o, nthr=nthr):
+                        torch.set_num_threads(nthr)
+                        try:
+                            train_conv(x, y, family=family, init=init, phi=phi, steps=args.steps, opts=o)
+                        finally:
+                            torch.set_num_threads(args.threads)
+                    runs.append((f"{spec or 'default'} [{threads}]", f))
+        if args.autograd:
+            o = replace(_spec(args.chunks[0] if args.chunks else _candidates(family, m, K)[1]), workers=2)
+            runs.append((f"autograd {o.members}x{min(o.rows, 2 * m)} [2w]",
+                         lambda o=o: train_conv_autograd(x, y, family=family, init=init, phi=phi, steps=args.steps, opts=o)))
+        times = {name: [] for name, _ in runs}
+        for _ in range(args.repeats):
+            for name, f in runs:
+                times[name].append(time_it(f))
+        eng = min(times["engine (its plan)"])
+        print(f"width {width} m {m} K {K} [load {load()}]: GF/s (x engine)", flush=True)
+        for name, t in times.items():
+            print(f"   {name:42s} {flops / min(t) / 1e9:6.1f}  ({eng / min(t):4.2f}x)", flush=True)
 
 
 def cmd_bench(args) -> None:
@@ -737,36 +737,36 @@ def cmd_bench(args) -> None:
     hdr = ("    m width     p   loop_s engine_s   conv_s eng/loop conv/loop conv/eng loopGF  engGF convGF  max|dJ| conv plan        load")
     print(hdr, flush=True)
     for width, m, family, x, y, seeds, init in benchmark_grid(args.widths, args.ms, K, d):
-            p = family.n_params
-            opts = best_options(family, m, K, workers=torch.get_num_threads())  # as the engine: one worker per thread
-            flops = 6 * m * 2 * p * steps * K
-            res = None
-            t_eng, t_conv = [], []
-            for _ in range(args.repeats):  # interleaved
-                t0 = CLOCK()
-                res = train_ensemble(x, y, family=family, seeds=seeds, phi=phi, steps=steps, lr=lr, device=dev)
-                t_eng.append(CLOCK() - t0)
-                t0 = CLOCK()
-                vals, _ = train_conv(x, y, family=family, init=init, phi=phi, steps=steps, lr=lr, opts=opts)
-                t_conv.append(CLOCK() - t0)
-            n_loop = min(K, args.loop_members)
+        p = family.n_params
+        opts = best_options(family, m, K, workers=torch.get_num_threads())  # as the engine: one worker per thread
+        flops = 6 * m * 2 * p * steps * K
+        res = None
+        t_eng, t_conv = [], []
+        for _ in range(args.repeats):  # interleaved
             t0 = CLOCK()
-            bench.train_loop(family, phi, init[:n_loop], x, y, steps, lr, dev)
-            loop_s = (CLOCK() - t0) * K / n_loop
-            eng_s, conv_s = min(t_eng), min(t_conv)
-            row = {
-                "m": m, "width": width, "p": p, "loop_s": loop_s, "engine_s": eng_s, "conv_s": conv_s,
-                "engine_speedup": loop_s / eng_s, "conv_speedup": loop_s / conv_s, "conv_over_engine": eng_s / conv_s,
-                "loop_gflops": flops / loop_s / 1e9, "engine_gflops": flops / eng_s / 1e9, "conv_gflops": flops / conv_s / 1e9,
-                "max_abs_dJ": float(np.abs(vals - res.values).max()),
-                "conv_plan": f"{opts.members}x{min(opts.rows, 2 * m)}/{opts.workers}",
-                "engine_plan": str(plan_chunks(family, K, 2 * m, dev)), "load": load(),
-                "engine_all_s": t_eng, "conv_all_s": t_conv,
-            }
-            rows.append(row)
-            print(f"{m:5d} {width:5d} {p:5d} {loop_s:8.3f} {eng_s:8.3f} {conv_s:8.3f} {row['engine_speedup']:8.2f} "
-                  f"{row['conv_speedup']:9.2f} {row['conv_over_engine']:8.2f} {row['loop_gflops']:6.1f} {row['engine_gflops']:6.1f} "
-                  f"{row['conv_gflops']:6.1f} {row['max_abs_dJ']:8.1e} {row['conv_plan']:>12} {row['load']:>9}", flush=True)
+            res = train_ensemble(x, y, family=family, seeds=seeds, phi=phi, steps=steps, lr=lr, device=dev)
+            t_eng.append(CLOCK() - t0)
+            t0 = CLOCK()
+            vals, _ = train_conv(x, y, family=family, init=init, phi=phi, steps=steps, lr=lr, opts=opts)
+            t_conv.append(CLOCK() - t0)
+        n_loop = min(K, args.loop_members)
+        t0 = CLOCK()
+        bench.train_loop(family, phi, init[:n_loop], x, y, steps, lr, dev)
+        loop_s = (CLOCK() - t0) * K / n_loop
+        eng_s, conv_s = min(t_eng), min(t_conv)
+        row = {
+            "m": m, "width": width, "p": p, "loop_s": loop_s, "engine_s": eng_s, "conv_s": conv_s,
+            "engine_speedup": loop_s / eng_s, "conv_speedup": loop_s / conv_s, "conv_over_engine": eng_s / conv_s,
+            "loop_gflops": flops / loop_s / 1e9, "engine_gflops": flops / eng_s / 1e9, "conv_gflops": flops / conv_s / 1e9,
+            "max_abs_dJ": float(np.abs(vals - res.values).max()),
+            "conv_plan": f"{opts.members}x{min(opts.rows, 2 * m)}/{opts.workers}",
+            "engine_plan": str(plan_chunks(family, K, 2 * m, dev)), "load": load(),
+            "engine_all_s": t_eng, "conv_all_s": t_conv,
+        }
+        rows.append(row)
+        print(f"{m:5d} {width:5d} {p:5d} {loop_s:8.3f} {eng_s:8.3f} {conv_s:8.3f} {row['engine_speedup']:8.2f} "
+              f"{row['conv_speedup']:9.2f} {row['conv_over_engine']:8.2f} {row['loop_gflops']:6.1f} {row['engine_gflops']:6.1f} "
+              f"{row['conv_gflops']:6.1f} {row['max_abs_dJ']:8.1e} {row['conv_plan']:>12} {row['load']:>9}", flush=True)
     mkl1, dnn1, dnnl1 = sgemm_mkl(), sgemm_onednn(), sgemm_onednn_linear()
     print(f"sgemm n=4096 at end: torch.mm (MKL) {mkl1:.0f} GFLOP/s, oneDNN 1x1 conv {dnn1:.0f}, mkldnn_linear {dnnl1:.0f}  [{load()}]", flush=True)
     if args.json:

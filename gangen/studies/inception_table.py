@@ -53,9 +53,8 @@ column), mixture weights, for rep 0 a grid of samples (Figure 2) stored compress
 ``results.csv`` is the only store ``plot`` reads), and for curve models ``curve_score``
 and ``curve_score_split_std`` with a ``step`` column.
 
-Run on MNIST (CPU, one torch thread: the quick preset, 16 cells, took 8.2 min wall and
-6.9 min of CPU time on 2 cores shared with two other jobs, load 2.3-3.5, so about 7 min on
-an idle machine; the paper preset about 20 min idle; see the note above ``PRESETS``)::
+Run on MNIST (CPU, one torch thread: the quick preset, 16 cells, took 6 min 45 s wall at
+load ~2.5; the paper preset, 26 cells, 20 min 23 s at load 2-3; see the note above ``PRESETS``)::
 
     python -m gangen.studies.inception_table --data-dir ../shared/data/mnist [--preset paper] \
         --classifier-cache studies/inception_table/cache/classifier
@@ -247,9 +246,8 @@ class InceptionTableConfig:
 # WGAN ~0.1 s, MIX+WGAN ~0.8 s (n_critic = 5 passes over 25 pairs); scoring 5,000 samples ~1 s
 # (a Figure 3 checkpoint costs one score, nothing is retrained); the real-data cell ~26 s (it
 # trains the MNIST classifier when not cached). quick (200 / 40 iterations, 3 seeds): 16 cells,
-# 411 CPU-s of cells (measured with 5 checkpoints per curve run; the default 4 saves ~6 s), 8.2 min
-# wall at load ~3, ~7 min idle. paper (400 / 80, 5 seeds): 26 cells,
-# ~1,200 CPU-s, ~20 min idle from scratch.
+# 6 min 45 s wall (357 CPU-s) at load ~2.5. paper (400 / 80, 5 seeds): 26 cells, 20 min 23 s wall
+# (1,094 CPU-s) at load 2-3, from scratch.
 PRESETS = {
     "tiny": {"width": 4, "latent_dim": 8, "batch_size": 16, "dcgan_steps": 3, "wgan_steps": 2, "n_seeds": 2,
              "n_components": 2, "n_train": 200, "n_score_samples": 40, "splits": 2, "sample_chunk": 20,

@@ -158,6 +158,13 @@ def test_tiny_preset_writes_results_summary_and_figures(tiny_run):
     assert len(table.groupby(["part", "variant", "lr", "penalty_weight", "step", "rep"])) == 1 + 2  # one run per rep
     assert sorted(set(table.loc[(table.part == "disjoint") & (table.metric == "w1"), "at_step"])) == [0, 4, 8]
     assert json.loads((res_dir / "summary.json").read_text()) == result.summary
+    # the robustness table: one row per variant, its run counts recomputed from results.csv
+    md = (out / "figures" / "many_paths_robustness.md").read_text().splitlines()
+    assert md[0].startswith("| variant |") and len(md) == 2 + 2
+    ring = table[(table.part == "ring") & (table.metric == "all_modes")]
+    for line, variant in zip(md[2:], ["ns-gan", "gan-gp"]):
+        runs = ring[ring.variant == variant]["value"]
+        assert f"{int(runs.sum())} of {len(runs)}" in line, line
 
 
 def test_tiny_values_make_sense(tiny_run):

@@ -79,6 +79,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from gangen._io import atomic_write_text
 from gangen._validation import check_nonneg_int, check_positive_float, check_positive_int
 from gangen.distances.js import empirical_js, knn_js
 from gangen.distances.wasserstein import wasserstein
@@ -101,6 +102,7 @@ __all__ = [
     "measure_disjoint",
     "plot",
     "ring_config",
+    "robustness_table",
     "run_group",
     "summarize",
 ]
@@ -440,7 +442,35 @@ def summarize(table: pd.DataFrame, config: ManyPathsConfig) -> dict:
             f"(b) ring of 8 (std {config.ring_std:g}, {config.ring_steps} steps): fraction of runs capturing all 8 "
             f"modes: {text}. " + (f"More robust than NS-GAN: {', '.join(better) if better else 'none'}."
                                   if ns is not None else ""))
+        out["ring_table_markdown"] = robustness_table(s, config)
     return out
+
+
+def robustness_table(ring: dict, config: ManyPathsConfig) -> str:
+    """Part (b) as a markdown table: per variant, runs capturing all 8 modes, overall and per learning rate.
+
+    ``ring`` is ``summarize(...)["ring"]`` (per variant: ``n_runs``, ``frac_runs_all_modes``,
+    ``frac_grid_points_all_modes_every_seed``, ``mean_modes_captured``, ``mean_high_quality_fraction``,
+    ``frac_all_modes_by_lr``).
+
+    >>> row = {"n_runs": 2, "frac_runs_all_modes": 0.5, "frac_grid_points_all_modes_every_seed": 0.0,
+    ...        "mean_modes_captured": 6.5, "mean_high_quality_fraction": 0.4, "frac_all_modes_by_lr": {"0.001": 0.5}}
+    >>> print(robustness_table({"ns-gan": row}, ManyPathsConfig(ring_lrs=(1e-3,))).splitlines()[2])
+    | NS-GAN | 1 of 2 (0.50) | 0.00 | 6.50 | 0.40 | 0.50 |
+    """
+    lrs = [f"{lr:g}" for lr in sorted(config.ring_lrs)]
+    head = ("| variant | runs with all 8 modes | grid points with all 8 in every seed | mean modes captured "
+            "| mean high-quality fraction | " + " | ".join(f"all 8 modes at lr {lr}" for lr in lrs) + " |")
+    lines = [head, "|" + "---|" * (5 + len(lrs))]
+    for variant, e in ring.items():
+        by_lr = {f"{float(k):g}": v for k, v in e.get("frac_all_modes_by_lr", {}).items()}
+        cells = [VARIANT_LABELS.get(variant, variant),
+                 f"{round(e['frac_runs_all_modes'] * e['n_runs'])} of {e['n_runs']} ({e['frac_runs_all_modes']:.2f})",
+                 f"{e['frac_grid_points_all_modes_every_seed']:.2f}", f"{e['mean_modes_captured']:.2f}",
+                 f"{e['mean_high_quality_fraction']:.2f}"]
+        cells += [f"{by_lr[lr]:.2f}" if lr in by_lr else "–" for lr in lrs]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- figures
@@ -554,8 +584,13 @@ def plot(table: pd.DataFrame, config: ManyPathsConfig, summary: dict, fig_dir: P
     from gangen.plotting import paper_style
 
     with paper_style():
-        return (_disjoint_figure(table[table["part"] == "disjoint"], config, summary, fig_dir)
-                + _ring_figure(table[table["part"] == "ring"], config, summary, fig_dir))
+        paths = (_disjoint_figure(table[table["part"] == "disjoint"], config, summary, fig_dir)
+                 + _ring_figure(table[table["part"] == "ring"], config, summary, fig_dir))
+    if summary.get("ring_table_markdown"):
+        table_path = fig_dir / "many_paths_robustness.md"
+        atomic_write_text(table_path, summary["ring_table_markdown"])
+        paths.append(table_path)
+    return paths
 
 
 STUDY = Study(

@@ -6,8 +6,9 @@ reference written with scipy (softmax + KL via scipy.stats.entropy). The network
 tested with random weights of the real files' layout (the real weights are unavailable
 here); the key list is checked against torch-fidelity's TF->PyTorch conversion table
 (utils/util_convert_inception_weights.py: 94 conv+batch-norm blocks and fc).
-The score is also compared with torch-fidelity 0.4.0's own function when torch-fidelity
-is installed (optional; skipped otherwise, see ``torch_fidelity_isc``).
+The score and the network are also compared with torch-fidelity 0.4.0's own code when
+torch-fidelity is installed (optional; skipped otherwise, see ``torch_fidelity_isc`` and
+``torch_fidelity_inception_class``).
 """
 
 from __future__ import annotations
@@ -190,6 +191,17 @@ def test_bad_input_raises(logits, kwargs, error, match):
         inception_score(logits, **kwargs)
 
 
+def torch_fidelity_spec():
+    """The import spec of the torch_fidelity package (found, not imported), or skip when it is absent."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("torch_fidelity")  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("torch-fidelity is not installed (optional independent check; "
+                    "pip install --no-deps torch-fidelity==0.4.0 to run it)")
+    return spec
+
+
 def torch_fidelity_isc():
     """torch-fidelity's own ``isc_features_to_metric`` (metric_isc.py), or skip when torch-fidelity is absent.
 
@@ -201,13 +213,9 @@ def torch_fidelity_isc():
     feature-extractor plumbing, which imports torchvision) are left out.
     """
     import ast
-    import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.find_spec("torch_fidelity")  # locates the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("torch-fidelity is not installed (optional independent check; "
-                    "pip install --no-deps torch-fidelity==0.4.0 to run it)")
+    spec = torch_fidelity_spec()
     path = Path(next(iter(spec.submodule_search_locations))) / "metric_isc.py"
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     keep = [node for node in tree.body
@@ -475,6 +483,67 @@ def test_not_a_state_dict_raises(tmp_path):
     torch.save([torch.zeros(3)], path)
     with pytest.raises(ValueError, match="does not hold a state dict"):
         load_inception(path)
+
+
+def torch_fidelity_inception_class():
+    """torch-fidelity's own ``FeatureExtractorInceptionV3`` class, or skip when torch-fidelity is absent.
+
+    The package's ``__init__`` imports every feature extractor and so torchvision (not
+    installed in CI), but feature_extractor_inceptionv3.py and what it imports
+    (feature_extractor_base, helpers -> defaults, deprecations, interpolate_compat_tensorflow)
+    need only torch. The installed files are imported unmodified by the ordinary import
+    system under their real names; only the package's ``__init__`` is not run: the package
+    module is created from its spec (``importlib.util.module_from_spec``, which sets
+    ``__path__``) without ``exec_module``. Nothing is stubbed: torchvision is never imported
+    or faked. ``sys.modules`` is restored afterwards, so later imports of torch_fidelity are
+    unaffected (the loaded class keeps its own module globals).
+    """
+    import importlib
+    import importlib.util
+    import sys
+
+    name = "torch_fidelity.feature_extractor_inceptionv3"
+    if name in sys.modules:  # already imported for real (torchvision present)
+        return sys.modules[name].FeatureExtractorInceptionV3
+    spec = torch_fidelity_spec()
+    had_torchvision = "torchvision" in sys.modules
+    saved = {k: v for k, v in sys.modules.items() if k == "torch_fidelity" or k.startswith("torch_fidelity.")}
+    try:
+        sys.modules["torch_fidelity"] = importlib.util.module_from_spec(spec)  # package __init__ not executed
+        cls = importlib.import_module(name).FeatureExtractorInceptionV3
+    finally:
+        for k in [k for k in sys.modules if k == "torch_fidelity" or k.startswith("torch_fidelity.")]:
+            del sys.modules[k]
+        sys.modules.update(saved)
+    assert had_torchvision or "torchvision" not in sys.modules, "loading the Inception extractor imported torchvision"
+    return cls
+
+
+@pytest.fixture(scope="module")
+def torch_fidelity_model(weights_file):
+    cls = torch_fidelity_inception_class()
+    # constructor: (name, features_list, feature_extractor_weights_path, feature_extractor_internal_dtype);
+    # with a weights path it loads the file (strict load_state_dict) and never downloads
+    return cls("inception-v3-compat", ["2048", "logits_unbiased"], feature_extractor_weights_path=str(weights_file))
+
+
+@pytest.mark.parametrize("shape, seed", [((2, 3, 32, 32), 10), ((2, 3, 64, 48), 11)])
+def test_network_agrees_with_torch_fidelity(model, torch_fidelity_model, shape, seed):
+    # Independent implementation: torch-fidelity 0.4.0's FeatureExtractorInceptionV3 (the network
+    # and TF1 resize behind its ISC/FID), loaded with the same random weights file. H, W != 299,
+    # so both TF1 bilinear resizes (theirs: interpolate_compat_tensorflow.py) are exercised.
+    # Not installed in CI: skips. Measured max |diff| / max |value|: 0 (bit-identical) for both
+    # outputs and both shapes (torch 2.13 CPU, one thread).
+    images = torch.from_numpy(np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8))
+    with torch.no_grad():
+        theirs_pool3, theirs_logits = torch_fidelity_model(images)
+        ours_pool3 = model.pool3(images)
+        ours_logits = model(images)
+    assert theirs_logits.shape == (shape[0], INCEPTION_NUM_CLASSES) and theirs_pool3.shape == (shape[0], 2048)
+    assert theirs_logits.std() > 1e-3  # random weights still give varied logits: not comparing zeros
+    for ours, theirs in [(ours_pool3, theirs_pool3), (ours_logits, theirs_logits)]:
+        scale = theirs.abs().max().item()
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5 * scale)  # float32 reassociation at most
 
 
 def test_bad_images_raise(model):

@@ -152,6 +152,14 @@ def test_generator_best_response_against_a_fixed_discriminator():
     r = measure_equilibrium(G, D, REAL_2ATOMS, CFG_1D, d_budget=NO_TRAINING, g_budget=BUDGET, n_eval=None)
     assert 1.9 < r.g_gain_trained <= 2.0 + 1e-6
     assert r.eps == pytest.approx(r.g_gain_trained)
+    # the frozen discriminators keep their requires_grad flags, whatever they were
+    flags = [p.requires_grad for p in D.parameters()]
+    assert any(flags)
+    first = next(iter(D.parameters()))
+    first.requires_grad_(False)
+    before = [p.requires_grad for p in D.parameters()]
+    measure_equilibrium(G, D, REAL_2ATOMS, CFG_1D, d_budget=NO_TRAINING, g_budget=BUDGET, n_eval=None)
+    assert [p.requires_grad for p in D.parameters()] == before and not first.requires_grad
 
 
 def test_bad_input():

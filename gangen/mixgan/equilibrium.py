@@ -379,6 +379,7 @@ def _train_generator_response(
     opt = _optimizer(budget, responders)
     rng, noise = np.random.default_rng(seed + 1), torch.Generator().manual_seed(seed + 2)
     w_d = discs.weights().detach()
+    flags = [(p, p.requires_grad) for p in discs.parameters()]
     discs.requires_grad_(False)
     try:
         for _ in range(budget.steps):
@@ -389,7 +390,8 @@ def _train_generator_response(
             loss.backward()
             opt.step()
     finally:
-        discs.requires_grad_(True)
+        for p, flag in flags:  # as they were (a caller may have frozen some on purpose)
+            p.requires_grad_(flag)
     return responders
 
 

@@ -225,3 +225,22 @@ def test_real_mnist_short_training(shared_data):
     assert accuracy > 0.95  # measured 0.963-0.965 (seeds 0-3)
     assert score.mean > 8.0  # measured 8.36-8.44; the full preset reaches 9.71 on all 10,000 test images
     assert score.mean <= 10.0 + 1e-9  # never above the number of classes
+
+
+def test_report_and_cli_on_a_tiny_data_set(tmp_path, monkeypatch, capsys):
+    """report() trains the preset (epochs overridden) and measures the test split; main() prints and writes it."""
+    x, y = two_class_images(12, seed=3, shape=(1, 28, 28))
+    monkeypatch.setattr(clf_module, "_load_split", lambda dataset, data_dir, split: (x, y))
+    out = clf_module.main(["--dataset", "mnist", "--data-dir", str(tmp_path), "--epochs", "1", "--splits", "2",
+                           "--device", "cpu", "--json", str(tmp_path / "r.json")])
+    assert out["settings"]["epochs"] == 1 and out["n_train"] == out["n_test"] == len(x)
+    clf = train_classifier(x, y, **{**CLASSIFIER_PRESETS["mnist"], "epochs": 1}, device="cpu")
+    assert out["test_accuracy"] == evaluate_accuracy(x, y, clf)  # the same seeded classifier
+    assert out["real_test_score"]["mean"] == classifier_score(x, clf, splits=2).mean
+    import json
+
+    assert json.loads((tmp_path / "r.json").read_text()) == out == json.loads(capsys.readouterr().out)
+    with pytest.raises(ValueError, match="dataset"):
+        clf_module.report("svhn", tmp_path)
+    with pytest.raises(SystemExit):
+        clf_module.main(["--dataset", "mnist", "--data-dir", str(tmp_path / "missing"), "--epochs", "0"])

@@ -13,6 +13,11 @@ softmax by that of a classifier trained on the real data set. The formula is exa
 - :func:`evaluate_accuracy`    test accuracy, to report beside every score
 - :data:`CLASSIFIER_PRESETS`   training settings per data set
 
+From the shell, ``python -m gangen.metrics.classifier --dataset mnist|cifar10 --data-dir DIR
+[--epochs N] [--seed S] [--cache-dir DIR] [--json PATH]`` trains the preset classifier on the
+training split and reports its test accuracy and the score of the real test images
+(:func:`report`).
+
 A typical study::
 
     clf = train_classifier(x_train, y_train, **CLASSIFIER_PRESETS["mnist"], cache_dir="runs/cache")
@@ -48,6 +53,8 @@ __all__ = [
     "evaluate_accuracy",
     "CLASSIFIER_PRESETS",
     "CLASSIFIER_CODE_VERSION",
+    "report",
+    "main",
 ]
 
 # Bump whenever a change to SmallCNN or the training loop changes what a given config
@@ -58,9 +65,10 @@ CLASSIFIER_PRESETS: dict[str, dict[str, Any]] = {
     # 2 epochs on the 60,000 MNIST training images: test accuracy 0.9923 and a classifier
     # score of 9.71 ± 0.02 on the 10,000 real test images (about 1 minute on one CPU core).
     "mnist": dict(epochs=2, seed=0, width=16, depth=3, convs=1, batch_size=64, lr=5e-3, weight_decay=0.0, augment=False),
-    # CIFAR-10 wants more capacity, random crops and flips, and many epochs (a GPU job).
-    # Not yet run at full length: with epochs=3 (8 CPU minutes) it reached test accuracy
-    # 0.745 and a score of 4.93 on the real test images, far from confident.
+    # CIFAR-10 wants more capacity, random crops and flips, and many epochs: 30 epochs on all
+    # 50,000 training images took 30 min on 2 CPU cores and reached test accuracy 0.863 and a
+    # classifier score of 7.69 ± 0.05 on the 10,000 real test images (10 splits)
+    # (python -m gangen.metrics.classifier --dataset cifar10 --data-dir ../shared/data/cifar10).
     "cifar10": dict(epochs=30, seed=0, width=32, depth=3, convs=2, batch_size=128, lr=2e-3, weight_decay=5e-4, augment=True),
 }
 
@@ -355,3 +363,83 @@ def evaluate_accuracy(images: Any, labels: Any, classifier: SmallCNN, *, batch_s
     y = _as_labels(labels, int(t.shape[0]), classifier.n_classes).numpy()
     pred = classifier_logits(t, classifier, batch_size=batch_size, device=device).argmax(axis=1)
     return float(np.mean(pred == y))
+
+
+def _load_split(dataset: str, data_dir: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (N, C, H, W) and labels (N,) of one split of MNIST or CIFAR-10."""
+    from gangen.data import load_cifar10, load_mnist
+
+    loaded = (load_mnist if dataset == "mnist" else load_cifar10)(data_dir, split)
+    return loaded.images, loaded.labels
+
+
+def report(
+    dataset: str,
+    data_dir: str | os.PathLike,
+    *,
+    epochs: int | None = None,
+    seed: int = 0,
+    splits: int = 10,
+    device: str | torch.device = "auto",
+    cache_dir: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Train (or load from ``cache_dir``) the preset classifier of ``dataset`` and measure it on the test split.
+
+    Returns a JSON-serialisable dict: ``dataset``, ``settings`` (the preset with ``epochs``/``seed``
+    applied), ``n_train``, ``n_test``, ``test_accuracy``, ``real_test_score`` (mean, std over
+    ``splits``) and ``seconds`` (wall time, training included unless cached).
+    """
+    import time
+
+    if dataset not in CLASSIFIER_PRESETS:
+        raise ValueError(f"dataset must be one of {tuple(CLASSIFIER_PRESETS)}; got {dataset!r}")
+    settings = {**CLASSIFIER_PRESETS[dataset], "seed": check_nonneg_int(seed, "seed")}
+    if epochs is not None:
+        settings["epochs"] = check_positive_int(epochs, "epochs")
+    start = time.perf_counter()
+    x_train, y_train = _load_split(dataset, data_dir, "train")
+    x_test, y_test = _load_split(dataset, data_dir, "test")
+    clf = train_classifier(x_train, y_train, **settings, device=device, cache_dir=cache_dir)
+    score = classifier_score(x_test, clf, splits=splits)
+    return {
+        "dataset": dataset,
+        "settings": settings,
+        "n_train": int(len(x_train)),
+        "n_test": int(len(x_test)),
+        "test_accuracy": evaluate_accuracy(x_test, y_test, clf),
+        "real_test_score": {"mean": float(score.mean), "std": float(score.std), "splits": int(splits)},
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Command-line entry point of :func:`report` (prints the JSON; ``--json PATH`` also writes it)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m gangen.metrics.classifier", description=report.__doc__.split("\n")[0])
+    ap.add_argument("--dataset", required=True, choices=tuple(CLASSIFIER_PRESETS))
+    ap.add_argument("--data-dir", required=True, help="folder of the data set's files (nothing is downloaded)")
+    ap.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--splits", type=int, default=10)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--cache-dir", default=None, help="cache the trained classifier here (reused when present)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the result to this file")
+    args = ap.parse_args(argv)
+    try:
+        out = report(args.dataset, args.data_dir, epochs=args.epochs, seed=args.seed, splits=args.splits,
+                     device=args.device, cache_dir=args.cache_dir)
+    except (FileNotFoundError, ValueError, TypeError) as exc:
+        ap.error(str(exc))
+    text = json.dumps(out, indent=1)
+    print(text)
+    if args.json is not None:
+        from gangen._io import atomic_write_text
+
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.json, text + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -30,14 +30,8 @@ from gangen.studies.runner import check_group_independent, resolve_config, run_s
 TINY = resolve_config(STUDY, "tiny")  # 2 cases x 3 losses x 5 constraints, 1 seed, 60 steps: 30 cells
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny networks: OpenMP threads only contend on a loaded machine (50x slower measured); run_group
-    # does the same for the study's cells.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny networks: one torch thread (the conftest fixture; run_group does the same for the cells).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --------------------------------------------------------------------------- the metric

@@ -31,13 +31,8 @@ TINY = resolve_config(STUDY, "tiny")  # disjoint: checkpoints 0, 4, 8 (1 seed); 
 LOG2 = math.log(2.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny networks: OpenMP threads only contend on a loaded machine; run_group does the same.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny networks: one torch thread (the conftest fixture; run_group does the same for the cells).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_js_from_payoff_of_the_optimal_discriminator_is_js():

@@ -166,7 +166,7 @@ def neural_net_distance(
     >>> -0.05 < res.value <= 1e-6
     True
     """
-    from gangen.nn.ensemble import evaluate_ensemble, train_ensemble
+    from gangen.nn.ensemble import check_plan, evaluate_ensemble, train_ensemble
 
     xs, batched = _as_sets(x, "x")
     ys, y_batched = _as_sets(y, "y")
@@ -187,7 +187,7 @@ def neural_net_distance(
     lr = check_positive_float(lr, "lr")
     restarts = check_positive_int(restarts, "restarts")
     item_seeds, positions = _item_seeds(seed, K, batched)
-    _check_plan(plan)
+    check_plan(plan)  # before any training: a bad plan fails fast
 
     held = None
     if (x_heldout is None) != (y_heldout is None):
@@ -239,19 +239,6 @@ def neural_net_distance(
             )
         )
     return tuple(out) if batched else out[0]
-
-
-def _check_plan(plan: Any) -> None:
-    """None, a plan name of the engine or a ChunkPlan; TypeError / ValueError otherwise."""
-    from gangen.nn.ensemble import PLAN_NAMES, ChunkPlan
-
-    if plan is None or isinstance(plan, ChunkPlan):
-        return
-    if not isinstance(plan, str):
-        raise TypeError(f"plan must be None, one of {PLAN_NAMES} or a gangen.nn.ensemble.ChunkPlan; "
-                        f"got {type(plan).__name__} {plan!r}")
-    if plan not in PLAN_NAMES:
-        raise ValueError(f"plan must be one of {PLAN_NAMES} (or None or a ChunkPlan); got {plan!r}")
 
 
 def _item_seeds(seed: Any, K: int, batched: bool) -> tuple[list[int], list[int]]:

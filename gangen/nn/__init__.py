@@ -24,6 +24,7 @@ _EXPORTS = {
     "ChunkPlan": "ensemble",
     "plan_chunks": "ensemble",
     "per_member_plan": "ensemble",
+    "check_plan": "ensemble",
     "PLAN_NAMES": "ensemble",
     "resolve_device": "ensemble",
 }

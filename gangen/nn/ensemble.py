@@ -72,6 +72,7 @@ __all__ = [
     "value_and_grad",
     "plan_chunks",
     "per_member_plan",
+    "check_plan",
     "resolve_device",
     "PLAN_NAMES",
     "DEFAULT_CPU_CACHE_BYTES",
@@ -234,17 +235,26 @@ def per_member_plan(
     return ChunkPlan(members=1, rows=rows, workers=min(workers, n_members))
 
 
-def _resolve_plan(plan: Any, family: MLPFamily, n_members: int, rows_per_member: int, dev: torch.device) -> ChunkPlan:
-    """A ``plan`` argument (None, a name of PLAN_NAMES, or a ChunkPlan) as a ChunkPlan."""
-    if plan is None:
-        plan = "auto"
-    if isinstance(plan, str):
-        check_choice(plan, PLAN_NAMES, "plan")
-        if plan == "auto":
-            return plan_chunks(family, n_members, rows_per_member, dev)
-        return per_member_plan(family, n_members, rows_per_member, dev)
-    if not isinstance(plan, ChunkPlan):
+def check_plan(plan: Any) -> Any:
+    """A ``plan`` argument as given: None, a name of :data:`PLAN_NAMES`, or a ChunkPlan (TypeError / ValueError otherwise).
+
+    >>> check_plan("per_member")
+    'per_member'
+    """
+    if plan is None or isinstance(plan, ChunkPlan):
+        return plan
+    if not isinstance(plan, str):
         raise TypeError(f"plan must be None, one of {PLAN_NAMES} or a ChunkPlan; got {type(plan).__name__} {plan!r}")
+    return check_choice(plan, PLAN_NAMES, "plan")
+
+
+def _resolve_plan(plan: Any, family: MLPFamily, n_members: int, rows_per_member: int, dev: torch.device) -> ChunkPlan:
+    """A ``plan`` argument (see :func:`check_plan`) as a ChunkPlan."""
+    plan = check_plan(plan)
+    if plan is None or plan == "auto":
+        return plan_chunks(family, n_members, rows_per_member, dev)
+    if plan == "per_member":
+        return per_member_plan(family, n_members, rows_per_member, dev)
     return plan
 
 

@@ -63,6 +63,7 @@ __all__ = [
     "log_payoff",
     "linear_payoff",
     "least_squares_payoff",
+    "NON_LOG_LOSSES",
     "minimax",
     "nonsaturating",
     "wasserstein",
@@ -267,6 +268,8 @@ LOSSES: dict[str, Callable[..., Loss]] = {
     "wasserstein": wasserstein,
     "least_squares": least_squares,
 }
+#: The games without a measuring function phi = log(delta + (1 - delta) t): no delta, no log-loss heuristics.
+NON_LOG_LOSSES = ("wasserstein", "least_squares")
 
 
 # ---------------------------------------------------------------- penalties
@@ -459,7 +462,7 @@ def make_objective(
 ) -> Objective:
     """Build an :class:`Objective` from names (used by configs): ``loss`` in :data:`LOSSES`,
     ``penalty`` in ``"none"`` or :data:`PENALTIES`; ``delta`` is phi's delta for the log losses
-    (it must be 0 for ``"wasserstein"`` and ``"least_squares"``).
+    (it must be 0 for the :data:`NON_LOG_LOSSES`).
 
     >>> make_objective("nonsaturating", "gp").name      # GAN-GP
     'nonsaturating+gp'
@@ -471,7 +474,7 @@ def make_objective(
         pens = (dragan_penalty(penalty_weight, perturb_scale=perturb_scale),)
     elif penalty != "none":
         pens = (PENALTIES[penalty](penalty_weight),)
-    if loss in ("wasserstein", "least_squares"):
+    if loss in NON_LOG_LOSSES:
         if delta != 0.0:
             raise ValueError(f"delta applies to the log-loss games only (phi = log); got delta={delta} with loss={loss!r}")
         base = LOSSES[loss]()

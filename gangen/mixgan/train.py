@@ -51,7 +51,7 @@ from gangen._validation import (
     check_positive_float,
     check_positive_int,
 )
-from gangen.mixgan.losses import LOSSES, PENALTIES, Objective, make_objective
+from gangen.mixgan.losses import LOSSES, NON_LOG_LOSSES, PENALTIES, Objective, make_objective
 from gangen.mixgan.mixture import Mixture, build_mixture
 from gangen.nn.players import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 
@@ -72,8 +72,6 @@ __all__ = [
 OPTIMIZERS = ("adam", "rmsprop")
 FAMILIES = ("mlp", "dcgan")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-#: losses without a measuring function phi = log(delta + (1 - delta) t): no delta, no log-loss heuristics
-NON_LOG_LOSSES = ("wasserstein", "least_squares")
 
 
 @dataclass(frozen=True)

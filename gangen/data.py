@@ -40,6 +40,8 @@ __all__ = [
     "LabeledImages",
     "load_mnist",
     "load_cifar10",
+    "load_dataset",
+    "DATASETS",
     "load_image_folder",
     "float_to_uint8",
     "CIFAR10_CLASSES",
@@ -404,6 +406,22 @@ def load_cifar10(data_dir: str | os.PathLike, split: str = "train", *, verify: b
 # --------------------------------------------------------------------------------------
 # Float images -> uint8
 # --------------------------------------------------------------------------------------
+
+
+#: Data sets :func:`load_dataset` reads by name.
+DATASETS = ("mnist", "cifar10")
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike, split: str = "train", *, verify: bool = True) -> LabeledImages:
+    """:func:`load_mnist` or :func:`load_cifar10` by ``name`` (one of :data:`DATASETS`).
+
+    >>> load_dataset("svhn", ".")
+    Traceback (most recent call last):
+    ...
+    ValueError: dataset must be one of 'mnist', 'cifar10'; got 'svhn'
+    """
+    check_choice(name, DATASETS, "dataset")
+    return (load_mnist if name == "mnist" else load_cifar10)(data_dir, split, verify=verify)
 
 
 def float_to_uint8(images: Any, *, value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from gangen.data import load_mnist
+from gangen.data import LabeledImages, load_mnist
 from gangen.metrics import classifier as clf_module
 from gangen.metrics.classifier import (
     CLASSIFIER_PRESETS,
@@ -230,7 +230,7 @@ def test_real_mnist_short_training(shared_data):
 def test_report_and_cli_on_a_tiny_data_set(tmp_path, monkeypatch, capsys):
     """report() trains the preset (epochs overridden) and measures the test split; main() prints and writes it."""
     x, y = two_class_images(12, seed=3, shape=(1, 28, 28))
-    monkeypatch.setattr(clf_module, "_load_split", lambda dataset, data_dir, split: (x, y))
+    monkeypatch.setattr("gangen.data.load_dataset", lambda dataset, data_dir, split: LabeledImages(x, y))
     out = clf_module.main(["--dataset", "mnist", "--data-dir", str(tmp_path), "--epochs", "1", "--splits", "2",
                            "--device", "cpu", "--json", str(tmp_path / "r.json")])
     assert out["settings"]["epochs"] == 1 and out["n_train"] == out["n_test"] == len(x)

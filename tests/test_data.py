@@ -21,7 +21,15 @@ import pytest
 import torch
 from PIL import Image
 
-from gangen.data import CIFAR10_CLASSES, LabeledImages, float_to_uint8, load_cifar10, load_image_folder, load_mnist
+from gangen.data import (
+    CIFAR10_CLASSES,
+    LabeledImages,
+    float_to_uint8,
+    load_cifar10,
+    load_dataset,
+    load_image_folder,
+    load_mnist,
+)
 
 # --------------------------------------------------------------------------------------
 # MNIST
@@ -65,6 +73,18 @@ def test_load_mnist_formats(tmp_path, tiny_mnist, gz, subdir, dot_names, split):
     assert out.labels.dtype == np.int64
     np.testing.assert_array_equal(out.images[:, 0], images)
     np.testing.assert_array_equal(out.labels, labels)
+
+
+def test_load_dataset_dispatches_by_name(tmp_path, tiny_mnist):
+    images, labels = tiny_mnist
+    write_mnist(tmp_path, "test", images, labels, gz=True)
+    out = load_dataset("mnist", tmp_path, "test")
+    np.testing.assert_array_equal(out.images[:, 0], images)
+    np.testing.assert_array_equal(out.labels, labels)
+    with pytest.raises(FileNotFoundError):  # the CIFAR-10 loader looks for CIFAR-10 files
+        load_dataset("cifar10", tmp_path, "test")
+    with pytest.raises(ValueError, match="dataset"):
+        load_dataset("svhn", tmp_path)
 
 
 def test_gzip_detected_from_content(tmp_path, tiny_mnist):

@@ -365,14 +365,6 @@ def evaluate_accuracy(images: Any, labels: Any, classifier: SmallCNN, *, batch_s
     return float(np.mean(pred == y))
 
 
-def _load_split(dataset: str, data_dir: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images (N, C, H, W) and labels (N,) of one split of MNIST or CIFAR-10."""
-    from gangen.data import load_cifar10, load_mnist
-
-    loaded = (load_mnist if dataset == "mnist" else load_cifar10)(data_dir, split)
-    return loaded.images, loaded.labels
-
-
 def report(
     dataset: str,
     data_dir: str | os.PathLike,
@@ -391,14 +383,16 @@ def report(
     """
     import time
 
+    from gangen.data import load_dataset
+
     if dataset not in CLASSIFIER_PRESETS:
         raise ValueError(f"dataset must be one of {tuple(CLASSIFIER_PRESETS)}; got {dataset!r}")
     settings = {**CLASSIFIER_PRESETS[dataset], "seed": check_nonneg_int(seed, "seed")}
     if epochs is not None:
         settings["epochs"] = check_positive_int(epochs, "epochs")
     start = time.perf_counter()
-    x_train, y_train = _load_split(dataset, data_dir, "train")
-    x_test, y_test = _load_split(dataset, data_dir, "test")
+    x_train, y_train = load_dataset(dataset, data_dir, "train")
+    x_test, y_test = load_dataset(dataset, data_dir, "test")
     clf = train_classifier(x_train, y_train, **settings, device=device, cache_dir=cache_dir)
     score = classifier_score(x_test, clf, splits=splits)
     return {

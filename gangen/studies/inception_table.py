@@ -329,10 +329,9 @@ def _gan_config(config: InceptionTableConfig, model: str, steps: int, seed: int)
 @functools.lru_cache(maxsize=4)
 def _load(dataset: str, data_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images (N, C, H, W) and labels (N,) of a split (memoised per process)."""
-    from gangen.data import load_cifar10, load_mnist
+    from gangen.data import load_dataset
 
-    images, labels = (load_mnist if dataset == "mnist" else load_cifar10)(data_dir, split)
-    return images, labels
+    return tuple(load_dataset(dataset, data_dir, split))
 
 
 def _subset(n: int, limit: int | None, seed: int) -> np.ndarray:

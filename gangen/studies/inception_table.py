@@ -84,7 +84,7 @@ import pandas as pd
 import torch
 
 from gangen._validation import check_choice, check_nonneg_int, check_positive_float, check_positive_int
-from gangen.studies.runner import Cell, Study, atomic_write_text, main, make_cell
+from gangen.studies.runner import Cell, Study, atomic_write_text, main, make_cell, parse_steps_param, steps_param
 
 __all__ = [
     "DATASET_DEFAULTS",
@@ -438,11 +438,6 @@ def curve_steps(config: InceptionTableConfig, model: str) -> tuple[int, ...]:
     return tuple(sorted({int(round(f * final)) for f in config.curve_fracs} - {final}))
 
 
-def _parse_steps(text: object) -> tuple[int, ...]:
-    """Inverse of ``",".join(map(str, steps))`` (a cell's ``curve_steps`` parameter)."""
-    return tuple(int(t) for t in str(text).split(",") if t.strip())
-
-
 def cells(config: InceptionTableConfig) -> list[Cell]:
     """The real-data cell, then one cell per (model, rep): train to the final iteration and score.
 
@@ -457,7 +452,7 @@ def cells(config: InceptionTableConfig) -> list[Cell]:
             params: dict[str, object] = {"model": model, "steps": _final_steps(config, model), "rep": rep}
             checkpoints = curve_steps(config, model)
             if checkpoints:
-                params["curve_steps"] = ",".join(str(t) for t in checkpoints)
+                params["curve_steps"] = steps_param(checkpoints)
             out.append(make_cell(config.seed, params))
     return out
 
@@ -499,7 +494,7 @@ def _model_rows(cell: Cell, config: InceptionTableConfig, device: str) -> list[d
     from gangen.mixgan import train
 
     model, steps, rep = str(cell["model"]), int(cell["steps"]), int(cell["rep"])
-    checkpoints = set(_parse_steps(cell.as_dict().get("curve_steps", "")))
+    checkpoints = set(parse_steps_param(cell.as_dict().get("curve_steps", "")))
     gan_cfg = _gan_config(config, model, steps, _train_seed(config, rep))
     x, y = _load(config.dataset, config.data_dir, "train")
     idx = np.sort(_subset(len(x), config.n_train, _subset_seed(config)))

@@ -88,7 +88,7 @@ from gangen.mixgan.equilibrium import BestResponseBudget, measure_equilibrium
 from gangen.mixgan.mixture import Mixture
 from gangen.mixgan.train import MixGANConfig, preset, train
 from gangen.samplers import Gaussian, ring8
-from gangen.studies.runner import Cell, Study, derive_seed, make_cell, main
+from gangen.studies.runner import Cell, Study, derive_seed, main, make_cell, parse_steps_param, steps_param
 
 __all__ = [
     "LOG4",
@@ -249,7 +249,7 @@ def cells(config: ManyPathsConfig) -> list[Cell]:
         for rep in range(config.disjoint_seeds):
             out.append(make_cell(config.seed, {"part": "disjoint", "variant": "ns-gan", "lr": config.disjoint_lr,
                                                "penalty_weight": 0.0, "step": max(steps),
-                                               "checkpoints": ",".join(map(str, steps)), "rep": rep}))
+                                               "checkpoints": steps_param(steps), "rep": rep}))
     if "ring" in config.parts:
         for variant in config.ring_variants:
             weights = (0.0,) if variant == "ns-gan" else config.ring_penalty_weights
@@ -311,7 +311,7 @@ def measure_disjoint(generators: Mixture, discriminators: Mixture, config: ManyP
 
 def _disjoint_rows(cell: Cell, config: ManyPathsConfig) -> list[dict]:
     rep = int(cell["rep"])
-    checkpoints = {int(t) for t in str(cell["checkpoints"]).split(",")}
+    checkpoints = set(parse_steps_param(cell["checkpoints"]))
     cfg = disjoint_config(config, int(cell["step"]), _shared_seed(config, "disjoint", rep, "train"))
     rows: list[dict] = []
 

@@ -104,6 +104,8 @@ from gangen._io import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "Cell",
+    "steps_param",
+    "parse_steps_param",
     "Study",
     "StudyResults",
     "atomic_write_bytes",
@@ -252,6 +254,22 @@ def make_cell(study_seed: int, params: Mapping[str, Scalar], *, group: Hashable 
     True
     """
     return Cell(params, seed=derive_seed(study_seed, params), group=group)
+
+
+def steps_param(steps: Iterable[int]) -> str:
+    """A list of step counts as one scalar cell parameter ("0,25,50"); :func:`parse_steps_param` inverts it.
+
+    >>> steps_param([0, 25, 50]), parse_steps_param("0,25,50")
+    ('0,25,50', (0, 25, 50))
+    >>> parse_steps_param("")
+    ()
+    """
+    return ",".join(str(int(t)) for t in steps)
+
+
+def parse_steps_param(text: object) -> tuple[int, ...]:
+    """The step counts of a :func:`steps_param` string (empty string: none)."""
+    return tuple(int(t) for t in str(text).split(",") if t.strip())
 
 
 def grid(study_seed: int, *, group_by: Sequence[str] = (), **axes: Iterable[Scalar]) -> list[Cell]:

@@ -16,8 +16,7 @@ neural-net distance is resolved lazily, so importing this package does not impor
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gangen._lazy import lazy_getattr
 
 # Imported eagerly (numpy/scipy only): binds the name ``wasserstein`` to the function, not to
 # the submodule of the same name (which the import system would otherwise leave here).
@@ -34,14 +33,7 @@ _EXPORTS = {
 __all__ = sorted([*_EAGER, *_EXPORTS])
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'gangen.distances' has no attribute {name!r}")
-    module_name = _EXPORTS[name]
-    if module_name is None:
-        return importlib.import_module(f"{__name__}.{name}")
-    module = importlib.import_module(f"{__name__}.{module_name}")
-    return getattr(module, name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

@@ -14,8 +14,7 @@ Public names (resolved lazily, so ``import gangen.metrics`` does not import torc
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gangen._lazy import lazy_getattr
 
 _EXPORTS = {
     "InceptionScore": "inception",
@@ -43,11 +42,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'gangen.metrics' has no attribute {name!r}")
-    module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
-    return getattr(module, name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

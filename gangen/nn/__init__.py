@@ -11,8 +11,7 @@ Public names (resolved lazily, so ``from gangen.nn import MLPFamily`` does not i
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gangen._lazy import lazy_getattr
 
 _EXPORTS = {
     "MLPFamily": "families",
@@ -32,10 +31,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'gangen.nn' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

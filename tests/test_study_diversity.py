@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from scipy.spatial import cKDTree
 
+from _study_checks import assert_study_outputs
 from gangen.samplers import Gaussian
 from gangen.studies.diversity import (
     STUDY,
@@ -43,11 +44,7 @@ def tiny_run(tmp_path_factory):
 
 def test_tiny_preset_writes_results_summary_and_figures(tiny_run):
     out, result = tiny_run
-    res_dir = out / "studies" / "diversity"
-    for name in ("results.csv", "config.json", "summary.json"):
-        assert (res_dir / name).is_file(), name
-    for ext in ("pdf", "png"):
-        assert (out / "figures" / f"diversity.{ext}").stat().st_size > 1000
+    res_dir = assert_study_outputs(out, "diversity", ["diversity"])
     table = pd.read_csv(res_dir / "results.csv")
     nn = table[table["part"] == "nn"]
     # one discriminator per (width, n, generator, s, rep): 2 widths x 1 n x (3 memorizers + mu) x 2 reps

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from _study_checks import assert_study_outputs
 from gangen.nn.players import MLPDiscriminator, MLPGenerator, count_parameters
 from gangen.studies.equilibrium import (
     METHODS,
@@ -41,12 +42,7 @@ def metric(table: pd.DataFrame, name: str) -> pd.DataFrame:
 
 def test_tiny_preset_writes_results_summary_and_figures(tiny_run):
     out, result = tiny_run
-    res_dir = out / "studies" / "equilibrium"
-    for name in ("results.csv", "config.json", "summary.json"):
-        assert (res_dir / name).is_file(), name
-    for stem in FIGURES:
-        for ext in ("pdf", "png"):
-            assert (out / "figures" / f"{stem}.{ext}").stat().st_size > 1000, (stem, ext)
+    res_dir = assert_study_outputs(out, "equilibrium", FIGURES)
     table = pd.read_csv(res_dir / "results.csv")
     assert len(table.groupby(["dataset", "method", "rep"])) == 2 * len(METHODS) * 1
     assert json.loads((res_dir / "summary.json").read_text()) == result.summary

@@ -14,6 +14,7 @@ from scipy import stats
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
+from _study_checks import assert_study_outputs
 from gangen.samplers import Gaussian
 from gangen.studies.lemma1 import (
     STUDY,
@@ -45,11 +46,7 @@ def tiny_run(tmp_path_factory):
 
 def test_tiny_preset_writes_results_summary_and_figures(tiny_run):
     out, result = tiny_run
-    res_dir = out / "studies" / "lemma1"
-    for name in ("results.csv", "config.json", "summary.json"):
-        assert (res_dir / name).is_file(), name
-    for ext in ("pdf", "png"):
-        assert (out / "figures" / f"lemma1.{ext}").stat().st_size > 1000
+    res_dir = assert_study_outputs(out, "lemma1", ["lemma1"])
     table = pd.read_csv(res_dir / "results.csv")
     assert len(table.groupby(["d", "m", "rep"])) == 2 * 2 * 2
     assert json.loads((res_dir / "summary.json").read_text()) == result.summary

@@ -12,6 +12,7 @@ import pytest
 import torch
 from scipy.spatial.distance import cdist
 
+from _study_checks import assert_study_outputs
 from gangen.studies.lipschitz import (
     CONSTRAINTS,
     LOSS_NAMES,
@@ -196,12 +197,8 @@ def tiny_run(tmp_path_factory):
 
 def test_tiny_preset_writes_results_summary_and_figures(tiny_run):
     out, result = tiny_run
-    res_dir = out / "studies" / "lipschitz"
-    for name in ("results.csv", "config.json", "summary.json"):
-        assert (res_dir / name).is_file(), name
-    for stem in ("lipschitz_quiver_mixture", "lipschitz_quiver_disjoint", "lipschitz_alignment"):
-        for ext in ("pdf", "png"):
-            assert (out / "figures" / f"{stem}.{ext}").stat().st_size > 1000, stem
+    res_dir = assert_study_outputs(out, "lipschitz", ["lipschitz_quiver_mixture", "lipschitz_quiver_disjoint",
+                                                      "lipschitz_alignment"])
     table = pd.read_csv(res_dir / "results.csv")
     assert len(table.groupby(["case", "loss", "constraint", "rep"])) == 2 * len(LOSS_NAMES) * len(CONSTRAINTS)
     assert json.loads((res_dir / "summary.json").read_text()) == result.summary

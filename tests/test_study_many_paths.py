@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from _study_checks import assert_study_outputs
 from gangen.distances.js import js_divergence
 from gangen.mixgan.losses import log_payoff
 from gangen.mixgan.train import train
@@ -134,21 +135,12 @@ def test_config_rejects_bad_values():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("many_paths")
-    threads = torch.get_num_threads()
-    try:
-        return out, run_study(STUDY, TINY, out, device="cpu", progress=False, preset="tiny")
-    finally:
-        torch.set_num_threads(threads)
+    return out, run_study(STUDY, TINY, out, device="cpu", progress=False, preset="tiny")
 
 
 def test_tiny_preset_writes_results_summary_and_figures(tiny_run):
     out, result = tiny_run
-    res_dir = out / "studies" / "many_paths"
-    for name in ("results.csv", "config.json", "summary.json"):
-        assert (res_dir / name).is_file(), name
-    for stem in ("many_paths_disjoint", "many_paths_ring"):
-        for ext in ("pdf", "png"):
-            assert (out / "figures" / f"{stem}.{ext}").stat().st_size > 1000, stem
+    res_dir = assert_study_outputs(out, "many_paths", ["many_paths_disjoint", "many_paths_ring"])
     table = pd.read_csv(res_dir / "results.csv")
     assert len(table.groupby(["part", "variant", "lr", "penalty_weight", "step", "rep"])) == 1 + 2  # one run per rep
     assert sorted(set(table.loc[(table.part == "disjoint") & (table.metric == "w1"), "at_step"])) == [0, 4, 8]

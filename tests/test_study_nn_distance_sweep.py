@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from scipy import integrate, stats
 
+from _study_checks import assert_study_outputs
 from gangen.distances.measuring import IdentityMeasuring, LogMeasuring
 from gangen.distances.wasserstein import random_directions, sliced_wasserstein
 from gangen.nn.ensemble import evaluate_ensemble
@@ -41,11 +42,7 @@ def tiny_run(tmp_path_factory):
 
 def test_tiny_preset_writes_results_summary_and_figure(tiny_run):
     out, result = tiny_run
-    res_dir = out / "studies" / "nn_distance_sweep"
-    for name in ("results.csv", "config.json", "summary.json"):
-        assert (res_dir / name).is_file(), name
-    for ext in ("pdf", "png"):
-        assert (out / "figures" / f"nn_distance_sweep.{ext}").stat().st_size > 10_000
+    res_dir = assert_study_outputs(out, "nn_distance_sweep", ["nn_distance_sweep"], min_bytes=10_000)
     assert json.loads((res_dir / "summary.json").read_text()) == result.summary
     assert json.loads((res_dir / "config.json").read_text())["preset"] == "tiny"
     t = pd.read_csv(res_dir / "results.csv")

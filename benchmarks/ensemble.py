@@ -32,41 +32,32 @@ JSON rows have the issue's keys; "width" is the int w for a network (w, w) and a
 as "32x64" otherwise, and "hidden" lists the hidden widths.
 
 Design choices, measured on this 2-core AMD EPYC (Zen 5, AVX-512; 2 MiB L2 per core,
-32 MiB L3), torch 2.13 CPU, single-core CPU time unless said otherwise:
+32 MiB L3), torch 2.13 CPU:
 
-- batched matmuls (``torch.baddbmm`` / ``bmm`` over members) reach 80-100 GFLOP/s per
-  core on the (K, rows, 16..64) shapes, about sgemm's rate; the hand-written backward
-  avoids autograd's graph and per-tensor optimizer loops (``torch.func`` + ``vmap``
-  would run the same batched matmuls plus that overhead);
+- the products: torch's float32 CPU matmul (MKL) takes its AVX2 path on this AMD CPU
+  (torch.mm n = 4096: 205-214 GFLOP/s on 2 cores; oneDNN's AVX-512 product 428-453), and
+  batched ``torch.bmm`` on the engine's shapes ran at 100 GFLOP/s per core. The engine's
+  products are AVX-512 kernels (``gangen/nn/_kernels.c``, compiled at first use; see
+  ``gangen.nn.native``): (4, 512, 64) @ (4, 64, 64) on one core 71 us = 237 GFLOP/s against
+  torch.bmm's 165 us = 101 GFLOP/s, and 453 GFLOP/s on two threads. The kernels also fuse
+  the bias, the activation, its derivative, the bias gradient and Adam (fewer calls: each
+  torch op costs a few microseconds of Python and dispatch, and holds the GIL that the two
+  workers share). ``--matmul torch`` runs the engine on torch's products for comparison
+  (the previous engine; its table is in benchmarks/results/ensemble_cpu_2threads_torch.txt);
 - the width-1 output layer: ``bmm`` with a width-1 operand took 145 us (forward) and
-  207 us (weight gradient) for 8 members x 512 rows x 64, against 44 us for mul + sum
-  and 16 us for g^T A; at these sizes it was also the one op whose bits differed between
-  a member alone and in a batch;
-- cache: one core, m = 4096: width 64 best at 2048 rows per pass (2.2 MB of activations),
-  width 32 at 4096 (2.4 MB), 10-15% slower at twice or half; hence a 2.5 MiB budget;
+  207 us (weight gradient) for 8 members x 512 rows x 64 on torch, against 44 us for
+  mul + sum and 16 us for g^T A; the kernels use a dot-product loop per row;
+- cache budget per pass (``plan_chunks``): with torch's products 2.5 MiB (one core, m = 4096:
+  width 64 best at 2048 rows, width 32 at 4096, 10-15% slower at twice or half); with the
+  kernels 10 MiB (fastest or within 6% of the fastest budget in 11 of 12 configurations,
+  budgets 1.25-20 MiB; larger chunks amortise the per-call cost);
 - parallelism: one worker thread per core, each training whole chunks with one-thread
   ops, against every op split over 2 OpenMP threads: 23-43 against 8-13 GFLOP/s with
   other processes on the machine (load ~3, 20 steps), where OpenMP's per-op barriers
   stall.
 
-Measured with ``--threads 1 --clock cpu`` (one core, process CPU time; the machine was
-shared, load average ~8, so wall-clock 2-thread timings were meaningless: the loop's
-2-thread ops slowed 10-50x under that load while the engine's workers did not):
-
-      m width     p   loop_s engine_s speedup loop GF/s  eng GF/s   sgemm eng/sg
-     64    32  1633    6.348    0.289   21.99       2.5      55.6   105.6    53%
-    256    32  1633    7.008    1.014    6.91       9.2      63.3   105.6    60%
-   1024    32  1633   10.467    3.898    2.68      24.5      65.9   105.6    62%
-   4096    32  1633   23.580   14.829    1.59      43.6      69.3   105.6    66%
-     64    64  5313    6.591    0.773    8.52       7.9      67.5   105.6    64%
-    256    64  5313    8.831    2.786    3.17      23.7      75.0   105.6    71%
-   1024    64  5313   18.033   10.694    1.69      46.3      78.1   105.6    74%
-   4096    64  5313   56.710   42.770    1.33      58.9      78.2   105.6    74%
-
-(sgemm here is one core's.) The loop already runs at 22% of sgemm for width 64 at
-m = 256 (and 44-56% at m >= 1024): 8x faster would be 190 GFLOP/s on one core, beyond
-its sgemm rate of 106, so that target is out of reach for any engine there. Rerun the
-default (2 threads, wall clock) on a quiet machine for the issue's table.
+The table of the issue (the default run, 2 threads, wall clock, idle machine) is in
+benchmarks/results/ensemble_cpu_2threads.{txt,json} and in the README's performance section.
 """
 
 from __future__ import annotations
@@ -87,6 +78,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gangen.distances.measuring import LogMeasuring  # noqa: E402
 from gangen.nn.ensemble import plan_chunks, resolve_device, train_ensemble  # noqa: E402
 from gangen.nn.families import MLPFamily  # noqa: E402
+from gangen.nn import native  # noqa: E402
 
 
 CLOCK = time.perf_counter  # --clock cpu: time.process_time (robust when other processes share the cores)
@@ -267,7 +259,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="wall time, or this process's CPU time (meaningful with --threads 1 on a busy machine)")
     ap.add_argument("--json", type=Path, default=None, help="write the rows as JSON to this path")
+    ap.add_argument("--matmul", choices=native.BACKENDS, default=None,
+                    help="the engine's CPU products: auto (AVX-512 kernels when available), torch, native "
+                         "(default: $GANGEN_MATMUL, else auto); the loop always uses torch")
     args = ap.parse_args(argv)
+    if args.matmul is not None:
+        native.set_backend(args.matmul)
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.threads is not None:
@@ -278,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
           f"{platform.processor() or platform.machine()}, K={args.K} d={args.d} steps={args.steps}, "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"engine products: {native.describe()}", flush=True)
     rows = run(args.K, args.d, args.widths, args.ms, args.steps, args.lr, device, args.loop_members or args.K)
     onednn = onednn_gflops(device)
     print(f"\nsgemm (torch.mm, n = 4096, best of the run): {rows[0]['sgemm_gflops']} GFLOP/s; FLOPs = 6 m 2 p steps K")
@@ -295,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
                 "loop_members_timed": min(args.K, args.loop_members or args.K),
                 "flops": "6 * m * 2 * p * steps * K",
                 "onednn_gflops": None if onednn is None else round(onednn, 1),
+                "matmul": native.describe() if device.type == "cpu" else "torch (CUDA)",
                 "extra": [{k: r[k] for k in ("m", "width", "_p", "_loop_gflops", "_max_abs_dJ", "_plan")} for r in rows],
             },
         }

@@ -62,6 +62,7 @@ from gangen._validation import (
     check_same_dim,
 )
 from gangen.distances.measuring import Measuring, get_measuring
+from gangen.nn import native
 from gangen.nn.families import MLPFamily, _as_seeds
 
 __all__ = [
@@ -76,13 +77,21 @@ __all__ = [
     "resolve_device",
     "PLAN_NAMES",
     "DEFAULT_CPU_CACHE_BYTES",
+    "NATIVE_CPU_CACHE_BYTES",
 ]
 
-#: On a CPU, the bytes of activations (and their gradients) one forward/backward pass may
-#: touch. Measured on a 2-core AMD EPYC (2 MiB L2 per core, 32 MiB L3), one core per
-#: worker, d = 16, m = 4096: width 64 peaked at 2048 rows (2.2 MB), width 32 at 4096 rows
-#: (2.4 MB), 10-15% slower at twice or half that; K = 64, m = 256: flat from 2 to 8 MB.
+#: On a CPU with torch's products, the bytes of activations (and their gradients) one
+#: forward/backward pass may touch. Measured on a 2-core AMD EPYC (2 MiB L2 per core, 32 MiB
+#: L3), one core per worker, d = 16, m = 4096: width 64 peaked at 2048 rows (2.2 MB), width 32
+#: at 4096 rows (2.4 MB), 10-15% slower at twice or half that; K = 64, m = 256: flat from 2 to 8 MB.
 DEFAULT_CPU_CACHE_BYTES = 5 * 2**19  # 2.5 MiB
+
+#: The same budget with the AVX-512 kernels (:mod:`gangen.nn.native`), whose products are
+#: 2.4x faster, so that the fixed cost per call weighs more and larger chunks pay. Measured on
+#: the same machine (K = 64, d = 16, 50 steps, hidden (32, 32), (64, 64), (32, 64), m = 64 to
+#: 4096, budgets 1.25 to 20 MiB): 10 MiB was the fastest or within 6% of it in 11 of 12
+#: configurations (the twelfth, 32x64 at m = 256, 5% under its best at 20 MiB); 2.5 MiB was 18-60% slower.
+NATIVE_CPU_CACHE_BYTES = 10 * 2**20
 
 #: Power iterations that initialise sigma(W) of spectrally normalised layers before training
 #: (as torch.nn.utils.parametrizations.spectral_norm does); then one per step.
@@ -173,24 +182,25 @@ def plan_chunks(
     rows_per_member: int,
     device: Any = "cpu",
     *,
-    cpu_cache_bytes: int = DEFAULT_CPU_CACHE_BYTES,
+    cpu_cache_bytes: int | None = None,
     cpu_workers: int | None = None,
     gpu_memory_fraction: float = DEFAULT_GPU_MEMORY_FRACTION,
 ) -> ChunkPlan:
     """Split K members with ``rows_per_member`` rows each (m + n, or 2 * batch_size) into chunks.
 
     CPU: as many (member, row) pairs per pass as keep the activations of a pass within
-    ``cpu_cache_bytes`` (4 bytes per float, the input row, every hidden activation and
+    ``cpu_cache_bytes`` (default :data:`NATIVE_CPU_CACHE_BYTES` when the AVX-512 kernels
+    run, else :data:`DEFAULT_CPU_CACHE_BYTES`; 4 bytes per float, the input row, every hidden activation and
     its gradient): several small members per chunk, or one large member split into equal
     row blocks. ``cpu_workers`` threads (default ``torch.get_num_threads()``) train chunks
     side by side, one core each; K is split into at least that many chunks. GPU: one
     block per member and as many members per chunk as fit in ``gpu_memory_fraction`` of
     the free memory, one worker.
 
-    >>> plan_chunks(MLPFamily(d=16, hidden=(32, 32)), 64, 128, "cpu", cpu_workers=2)
-    ChunkPlan(members=32, rows=128, workers=2)
-    >>> plan_chunks(MLPFamily(d=16, hidden=(64, 64)), 64, 8192, "cpu", cpu_workers=2)
-    ChunkPlan(members=1, rows=2048, workers=2)
+    >>> plan_chunks(MLPFamily(d=16, hidden=(32, 32)), 64, 128, "cpu", cpu_workers=2, cpu_cache_bytes=2**21)
+    ChunkPlan(members=27, rows=128, workers=2)
+    >>> plan_chunks(MLPFamily(d=16, hidden=(64, 64)), 64, 8192, "cpu", cpu_workers=2, cpu_cache_bytes=2**21)
+    ChunkPlan(members=1, rows=1639, workers=2)
     """
     check_positive_int(n_members, "n_members")
     check_positive_int(rows_per_member, "rows_per_member")
@@ -200,6 +210,8 @@ def plan_chunks(
         per_member = rows_per_member * _bytes_per_row(family) + 4 * 5 * family.n_params
         members = int(max(1, min(n_members, gpu_memory_fraction * free // per_member)))
         return ChunkPlan(members=members, rows=rows_per_member)
+    if cpu_cache_bytes is None:
+        cpu_cache_bytes = NATIVE_CPU_CACHE_BYTES if native.active() else DEFAULT_CPU_CACHE_BYTES
     rows_in_flight = max(1, check_positive_int(cpu_cache_bytes, "cpu_cache_bytes") // _bytes_per_row(family))
     workers = check_positive_int(torch.get_num_threads() if cpu_workers is None else cpu_workers, "cpu_workers")
     members = max(1, min(-(-n_members // workers), rows_in_flight // rows_per_member))
@@ -211,7 +223,13 @@ def plan_chunks(
 
 
 def per_member_plan(
-    family: MLPFamily, n_members: int, rows_per_member: int, device: Any = "cpu", *, cpu_workers: int | None = None
+    family: MLPFamily,
+    n_members: int,
+    rows_per_member: int,
+    device: Any = "cpu",
+    *,
+    cpu_workers: int | None = None,
+    cpu_cache_bytes: int | None = None,
 ) -> ChunkPlan:
     """One member per chunk, its rows in the blocks :func:`plan_chunks` picks for a member alone.
 
@@ -219,16 +237,16 @@ def per_member_plan(
     trained in a batch of K it gives, bit for bit, what it gives trained alone (on the same
     device, with the same torch build; tested on CPU). Slower than the automatic plan for small members
     (more, smaller ops). CPU: ``min(cpu_workers, K)`` worker threads (default
-    ``torch.get_num_threads()``); GPU: one worker.
+    ``torch.get_num_threads()``); GPU: one worker. ``cpu_cache_bytes``: as in :func:`plan_chunks`.
 
     >>> per_member_plan(MLPFamily(d=16, hidden=(32, 32)), 64, 512, "cpu", cpu_workers=2)
     ChunkPlan(members=1, rows=512, workers=2)
-    >>> per_member_plan(MLPFamily(d=16, hidden=(64, 64)), 3, 8192, "cpu", cpu_workers=4)
-    ChunkPlan(members=1, rows=2048, workers=3)
+    >>> per_member_plan(MLPFamily(d=16, hidden=(64, 64)), 3, 8192, "cpu", cpu_workers=4, cpu_cache_bytes=2**21)
+    ChunkPlan(members=1, rows=1639, workers=3)
     """
     check_positive_int(n_members, "n_members")
     dev = resolve_device(device)
-    rows = plan_chunks(family, 1, rows_per_member, dev).rows
+    rows = plan_chunks(family, 1, rows_per_member, dev, cpu_cache_bytes=cpu_cache_bytes).rows
     if dev.type == "cuda":
         return ChunkPlan(members=1, rows=rows)
     workers = check_positive_int(torch.get_num_threads() if cpu_workers is None else cpu_workers, "cpu_workers")
@@ -341,47 +359,19 @@ class _Net:
             self._buffers[rows] = (acts, dacts, g, prod)
         return self._buffers[rows]
 
-    # -- passes
-    # The single-output layer is written as mul + sum (forward) and as g^T A (its weight
-    # gradient) rather than as bmm with a width-1 operand: several times faster on a CPU,
-    # and, unlike bmm with one output column, the same bits for a member alone or in a batch.
+    # -- passes (the products: gangen.nn.native, AVX-512 kernels or torch)
     def forward(self, X: torch.Tensor) -> list[torch.Tensor]:
         """Activations of every layer for X (kc, r, d); the last is the pre-head output o (kc, r, 1)."""
         acts, _, _, prod = self._bufs(X.shape[1])
         h, last = X, len(self.layers) - 1
+        fam = self.family
         for l, (W, b) in enumerate(self.layers):
-            out = acts[l]
             if l == last:
-                torch.sum(torch.mul(h, W.transpose(1, 2), out=prod), dim=2, keepdim=True, out=out)
-                if b is not None:
-                    out.add_(b)
+                native.bmv(h, W, acts[l], bias=b, scratch=prod)
                 break
-            if b is None:
-                torch.bmm(h, W, out=out)
-            else:
-                torch.baddbmm(b, h, W, out=out)
-            self._activate_(out)
-            h = out
+            native.bmm_nn(h, W, acts[l], bias=b, activation=fam.activation, negative_slope=fam.negative_slope)
+            h = acts[l]
         return acts
-
-    def _activate_(self, z: torch.Tensor) -> None:
-        act = self.family.activation
-        if act == "relu":
-            z.relu_()
-        elif act == "leaky_relu":
-            torch.nn.functional.leaky_relu_(z, self.family.negative_slope)
-        else:
-            z.tanh_()
-
-    def _activation_backward_(self, grad: torch.Tensor, a: torch.Tensor) -> None:
-        """grad <- grad * a'(z), written from the stored output a = a(z)."""
-        act = self.family.activation
-        if act == "relu":
-            torch.ops.aten.threshold_backward.grad_input(grad, a, 0.0, grad_input=grad)
-        elif act == "leaky_relu":
-            torch.ops.aten.leaky_relu_backward.grad_input(grad, a, self.family.negative_slope, True, grad_input=grad)
-        else:
-            torch.ops.aten.tanh_backward.grad_input(grad, a, grad_input=grad)
 
     def output_grad(self, o: torch.Tensor, sign: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """dL/do for L = -J, rows weighted by ``weight`` (1/m or 1/n) with ``sign`` +1 (x) or -1 (y)."""
@@ -402,30 +392,22 @@ class _Net:
         """Gradients of L (given dL/do = g) into the flat gradient buffer, added when ``accumulate``."""
         dacts = self._bufs(X.shape[1])[1]
         delta, last = g, len(self.layers) - 1
+        fam = self.family
         for l in range(last, -1, -1):
             inp = X if l == 0 else acts[l - 1]
             gW, gb = self.grads[l]
             if l == last:  # (kc, 1, r) @ (kc, r, in): the same floats as gW (kc, in, 1)
-                a, b, gW = delta.transpose(1, 2), inp, gW.view(self.kc, 1, -1)
-            else:
-                a, b = inp.transpose(1, 2), delta
-            if accumulate:
-                gW.baddbmm_(a, b)
-                if gb is not None:
+                native.bmm_tn(delta, inp, gW.view(self.kc, 1, -1), accumulate=accumulate)
+                if gb is not None and accumulate:
                     gb.add_(delta.sum(dim=1, keepdim=True))
-            else:
-                torch.bmm(a, b, out=gW)
-                if gb is not None:
+                elif gb is not None:
                     torch.sum(delta, dim=1, keepdim=True, out=gb)
+            else:
+                native.bmm_tn(inp, delta, gW, accumulate=accumulate, bias_grad=gb)
             if l == 0:
                 break
-            W = self.layers[l][0]
-            d_prev = dacts[l - 1]
-            if l == last:  # an outer product
-                torch.mul(delta, W.transpose(1, 2), out=d_prev)
-            else:
-                torch.bmm(delta, W.transpose(1, 2), out=d_prev)
-            self._activation_backward_(d_prev, acts[l - 1])
+            d_prev = dacts[l - 1]  # dL/d(activation l-1) times its derivative: dL/dz of layer l-1
+            native.bmm_nt(delta, self.layers[l][0], d_prev, activation=fam.activation, activation_output=acts[l - 1], negative_slope=fam.negative_slope)
             delta = d_prev
 
     def gradient(self, blocks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> None:
@@ -495,16 +477,7 @@ class _Adam:
 
     def step(self, param: torch.Tensor, grad: torch.Tensor, step: int) -> None:
         """One step minimising (``step`` counts from 1)."""
-        beta1, beta2 = self.betas
-        self.exp_avg.lerp_(grad, 1 - beta1)
-        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        t = float(step)
-        bias_correction1 = 1 - beta1**t
-        bias_correction2 = 1 - beta2**t
-        step_size = self.lr / bias_correction1
-        bias_correction2_sqrt = bias_correction2**0.5
-        torch.sqrt(self.exp_avg_sq, out=self.denom).div_(bias_correction2_sqrt).add_(self.eps)
-        param.addcdiv_(self.exp_avg, self.denom, value=-step_size)
+        native.adam_step(param, grad, self.exp_avg, self.exp_avg_sq, self.denom, step=step, lr=self.lr, betas=self.betas, eps=self.eps)
 
 
 # --------------------------------------------------------------------------- boundary checks

@@ -110,6 +110,9 @@ __all__ = [
 PALETTE_FIT = "#56B4E9"  # Okabe-Ito sky blue (no width uses it): the fitted power law in panel (c)
 PALETTE_BIRTHDAY = "#000000"  # black: the birthday estimates in panel (c)
 GENERATORS = ("memorizer", "mu")  # Memorizer(mu, s), and a sampler of mu itself (the reference; s = 0)
+# Byte budget that sets the engine's rows per forward/backward block on a CPU (see plan_chunks). Fixed here, not
+# the engine's default, because the block size sets the float32 summation order and hence the last bits of results.
+ROW_BLOCK_BYTES = 10 * 2**20
 CI_ATOL = 1e-9  # slack when asking whether 1 lies in an interval: an exact fit has a zero-width interval
 
 
@@ -279,8 +282,9 @@ def _plans(family, rows_train: int, rows_eval: int, device: str):
     if device != "cpu":
         return None, None
     workers = max(1, torch.get_num_threads())
-    train = ChunkPlan(members=1, rows=plan_chunks(family, 1, rows_train, "cpu").rows, workers=workers)
-    evaluate = ChunkPlan(members=1, rows=plan_chunks(family, 1, rows_eval, "cpu").rows, workers=workers)
+    budget = ROW_BLOCK_BYTES  # fixed, not the engine's default, which may change: it sets the summation order
+    train = ChunkPlan(members=1, rows=plan_chunks(family, 1, rows_train, "cpu", cpu_cache_bytes=budget).rows, workers=workers)
+    evaluate = ChunkPlan(members=1, rows=plan_chunks(family, 1, rows_eval, "cpu", cpu_cache_bytes=budget).rows, workers=workers)
     return train, evaluate
 
 
@@ -836,6 +840,7 @@ STUDY = Study(
     version="1",
     cache_ignore=("widths", "supports", "n_values", "n_seeds", "eps", "eps_scan", "n_bootstrap"),
     description=__doc__.split("\n\n")[0],
+    engine=True,
 )
 
 if __name__ == "__main__":

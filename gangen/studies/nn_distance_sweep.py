@@ -969,6 +969,7 @@ STUDY = Study(
     cache_ignore=("widths", "m_values", "n_seeds", "phis", "n_pop_train", "w1_max_m", "fit_min_m_over_p",
                   "bound_lipschitz", "fixed_m", "contrast_width", "n_bootstrap"),
     description=__doc__.split("\n\n")[0],
+    engine=True,
 )
 
 if __name__ == "__main__":

@@ -423,6 +423,9 @@ class Study:
             runtime knobs); excluded from the cache key. ``seed`` is always excluded
             (each cell's own seed is in the key).
         description: one paragraph for ``--help``.
+        engine: the study trains on the ensemble engine, whose CPU products run on the
+            AVX-512 kernels or on torch (:mod:`gangen.nn.native`; the two differ by float32
+            rounding): on a CPU the cache key and ``config.json`` record which.
     """
 
     name: str
@@ -435,6 +438,7 @@ class Study:
     version: str = "1"
     cache_ignore: tuple[str, ...] = ()
     description: str = ""
+    engine: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or not all(ch.isalnum() or ch in "_-" for ch in self.name):
@@ -509,6 +513,13 @@ def resolve_device(device: str = "auto") -> str:
 # --------------------------------------------------------------------------- cache
 
 
+def _matmul_backend() -> tuple[str, str]:
+    """The engine's effective CPU product backend: ("native" or "torch", a description)."""
+    from gangen.nn import native
+
+    return ("native" if native.active() else "torch"), native.describe()
+
+
 def _cache_key(study: Study, config: Any, cell: Cell, device: str) -> str:
     specs = _config_specs(study.config_cls)
     shared = {
@@ -525,6 +536,8 @@ def _cache_key(study: Study, config: Any, cell: Cell, device: str) -> str:
         "device": device,
         "config": shared,
     }
+    if study.engine and device == "cpu":
+        payload["matmul"] = _matmul_backend()[0]
     return hashlib.sha256(_canonical_json(payload).encode()).hexdigest()[:32]
 
 
@@ -764,6 +777,7 @@ def run_study(
         "n_cells": len(cells),
         "n_computed": n_computed,
         "cache_ignore": list(study.cache_ignore),
+        **({"matmul": _matmul_backend()[1]} if study.engine and device == "cpu" else {}),
         "versions": _package_versions(),
         **_git_state(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

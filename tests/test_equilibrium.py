@@ -178,3 +178,64 @@ def test_bad_input():
         from gangen.samplers import ring8
 
         measure_equilibrium(G, D, ring8(), W_CFG, d_budget=NO_TRAINING, g_budget=NO_TRAINING, n_eval=None)
+
+
+# ------------------------------------------------------------------ best responses on the ensemble engine
+DELTA = 0.1
+CFG_1D_BOUNDED = MixGANConfig(n_components=1, loss="nonsaturating", delta=DELTA, latent_dim=1, hidden=16, depth=2)
+
+
+def _spy_engine(monkeypatch):
+    """Count calls of the engine's stream trainer made by measure_equilibrium."""
+    import gangen.nn.ensemble as ensemble
+
+    calls = []
+    real = ensemble.train_ensemble_stream
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["family"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ensemble, "train_ensemble_stream", spy)
+    return calls
+
+
+def test_bounded_game_best_response_runs_on_the_engine_and_reaches_the_supremum(monkeypatch):
+    # real (d0 + d1)/2, fake d0, D = 1/2: V = 2 phi(1/2). The supremum over all D of
+    # F = 1/2 phi(D(0)) + 1/2 phi(D(1)) + phi(1 - D(0)) takes D(1) = 1 and D(0) = a* with
+    # 1/2 phi'(a) = phi'(1 - a), i.e. a* = (1 - 2 delta)/(3 (1 - delta)) (phi = log(delta + (1 - delta) t)).
+    calls = _spy_engine(monkeypatch)
+    phi = lambda t: math.log(DELTA + (1 - DELTA) * t)  # noqa: E731
+    a = (1 - 2 * DELTA) / (3 * (1 - DELTA))
+    sup_gain = 0.5 * phi(a) + phi(1 - a) + 0.5 * phi(1.0) - 2 * phi(0.5)
+    G, D = Mixture([PointGenerator([0.0])]), Mixture([ZeroCritic()])
+    r = measure_equilibrium(G, D, REAL_2ATOMS, CFG_1D_BOUNDED, d_budget=BUDGET, g_budget=NO_TRAINING, n_eval=None)
+    assert len(calls) == 1 and calls[0].head == "sigmoid" and calls[0].hidden == (16, 16)
+    assert calls[0].activation == "leaky_relu" and calls[0].negative_slope == 0.2
+    assert r.value == pytest.approx(2 * phi(0.5), abs=1e-6)
+    assert 0.85 * sup_gain < r.d_gain_trained <= sup_gain + 1e-6
+
+
+def test_wasserstein_best_response_on_the_engine_respects_the_clip(monkeypatch):
+    calls = _spy_engine(monkeypatch)
+    cfg = MixGANConfig(n_components=1, loss="wasserstein", clip=0.05, latent_dim=1, hidden=8, depth=1)
+    G, D = Mixture([PointGenerator([0.0])]), Mixture([ZeroCritic()])
+    budget = BestResponseBudget(steps=200, lr=1e-2, restarts=2, batch_size=32)
+    r = measure_equilibrium(G, D, REAL_2ATOMS, cfg, d_budget=budget, g_budget=NO_TRAINING, n_eval=None)
+    assert len(calls) == 1 and calls[0].head == "linear" and calls[0].weight_clip == 0.05
+    # a clipped critic (|every parameter| <= c, width 8, one hidden layer) moves its value by at most
+    # |s(1) - s(0)| <= (8 c)(c * 1) = 8 c^2 between the atoms; the gain is (s(1) - s(0)) / 2 > 0
+    assert 0.0 < r.d_gain_trained <= 8 * 0.05**2 / 2 + 1e-6
+
+
+def test_games_outside_the_engine_keep_the_mixture_path(monkeypatch):
+    calls = _spy_engine(monkeypatch)
+    G, D = Mixture([PointGenerator([0.0])]), Mixture([ZeroCritic()])
+    small = BestResponseBudget(steps=5, lr=1e-2, restarts=1, batch_size=8)
+    for cfg in (CFG_1D,  # delta = 0: the unbounded log game
+                MixGANConfig(n_components=1, loss="wasserstein", penalty="gp", latent_dim=1, hidden=8, depth=1),
+                MixGANConfig(n_components=1, loss="least_squares", latent_dim=1, hidden=8, depth=1)):
+        measure_equilibrium(G, D, REAL_2ATOMS, cfg, d_budget=small, g_budget=NO_TRAINING, n_eval=None)
+    measure_equilibrium(G, D, REAL_2ATOMS, CFG_1D_BOUNDED, d_budget=small, g_budget=NO_TRAINING, n_eval=None,
+                        discriminator_factory=lambda: nn.Sequential(nn.Linear(1, 1), nn.Flatten(0)))
+    assert calls == []

@@ -26,6 +26,17 @@ a maximum is at least the weighted mean). The responders train on the game's own
 losses (penalties and weight clipping included, which define the class of
 discriminators the game is played over); the gains are measured in the payoff F alone.
 
+Best-response discriminators train on the ensemble engine
+(:func:`gangen.nn.ensemble.train_ensemble_stream`: the R restarts at once, a fresh batch of
+real rows and of B latent draws per generator component every step, fake rows weighted
+w_ui / B) whenever the game is within its scope: MLP players in float32, the bounded log
+game (minimax or non-saturating, delta > 0) or the Wasserstein game with or without a
+weight clip, no penalty. There the discriminator's loss is exactly -J of Definition 2.
+Other games (gradient penalties, which need second derivatives; delta = 0; least
+squares; DCGAN or custom players; float64) train the R responders as a vmapped
+:class:`~gangen.mixgan.mixture.Mixture` on the same batches. Best-response generators
+always train as a Mixture (the engine trains discriminators).
+
 Also here: the exact epsilon of a finite game (:func:`finite_game_equilibrium`) and a
 finite-capacity GAN without a pure equilibrium, rock-paper-scissors
 (:func:`rock_paper_scissors`), the paper's footnote example.
@@ -348,10 +359,74 @@ def _optimizer(budget: BestResponseBudget, mix: Mixture) -> torch.optim.Optimize
     return torch.optim.Adam(mix.player_parameters(), lr=budget.lr, betas=(budget.beta1, budget.beta2))
 
 
+def _engine_game(config: MixGANConfig, objective: Objective, data: RealData, dtype: torch.dtype) -> tuple[Any, Any] | None:
+    """(family, phi) of the ensemble engine for this game's discriminator best response, or None
+    when the game is outside the engine's scope (then a vmapped Mixture trains the responders).
+
+    In scope: the config's MLP discriminators (leaky_relu 0.2, float32, unconditional) in the
+    bounded log game (minimax or non-saturating with delta > 0: phi = log(delta + (1 - delta) t))
+    or the Wasserstein game, with or without a weight clip, and no penalty. For these games the
+    discriminator's loss -F is exactly -J of Definition 2 with the mixture's weighted fake rows.
+    """
+    from gangen.distances.measuring import IdentityMeasuring, LogMeasuring
+    from gangen.nn.families import MLPFamily
+
+    if config.family != "mlp" or dtype != torch.float32 or objective.penalties or data.labels is not None:
+        return None
+    if len(data.example_shape) != 1:
+        return None
+    if config.loss in ("minimax", "nonsaturating") and config.delta > 0.0:
+        head, phi = "sigmoid", LogMeasuring(config.delta)
+    elif config.loss == "wasserstein":
+        head, phi = "linear", IdentityMeasuring()
+    else:
+        return None
+    family = MLPFamily(
+        d=data.example_shape[0], hidden=(config.hidden,) * config.depth, activation="leaky_relu", negative_slope=0.2,
+        head=head, weight_clip=objective.clip,
+    )
+    return family, phi
+
+
+def _engine_discriminator_response(gens: Mixture, family: Any, phi: Any, data: RealData, budget: BestResponseBudget, seed: int) -> Mixture:
+    # R fresh discriminators on the ensemble engine, all on the same fresh batches as the Mixture path
+    # draws them (real rows, then B latent draws per generator component, rows weighted w_ui / B).
+    from gangen.nn.ensemble import train_ensemble_stream
+    from gangen.nn.players import MLPDiscriminator
+
+    rng, noise = np.random.default_rng(seed + 1), torch.Generator().manual_seed(seed + 2)
+    B, T = budget.batch_size, gens.n_components
+    w_g = gens.weights().detach().double().cpu().numpy()
+    y_weights = np.repeat(w_g / B, B)
+
+    def batches(step: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        x, _ = data.draw(B, rng)
+        with torch.no_grad():
+            fake = gens(gens.latent(B, generator=noise), per_component=True)  # (T_g, B, d)
+        return x, fake.reshape(T * B, -1), y_weights
+
+    seeds = [int(s) for s in np.random.SeedSequence([seed, 3]).generate_state(budget.restarts)]
+    res = train_ensemble_stream(
+        batches, family=family, seeds=seeds, phi=phi, steps=budget.steps, lr=budget.lr,
+        betas=(budget.beta1, budget.beta2), device=data.device,
+    )
+    return Mixture([MLPDiscriminator.from_family(family, row) for row in res.params]).to(data.device)
+
+
 def _train_discriminator_response(
-    gens: Mixture, make_d: Callable[[], nn.Module], data: RealData, objective: Objective, budget: BestResponseBudget, seed: int, dtype: torch.dtype
+    gens: Mixture,
+    make_d: Callable[[], nn.Module],
+    data: RealData,
+    objective: Objective,
+    budget: BestResponseBudget,
+    seed: int,
+    dtype: torch.dtype,
+    engine: tuple[Any, Any] | None = None,
 ) -> Mixture:
-    # R fresh discriminators, each minimising sum_i w_ui (-F(u_i, v_r) + P(v_r; u_i)) on its own.
+    if engine is not None:
+        return _engine_discriminator_response(gens, *engine, data, budget, seed)
+    # Outside the engine's scope (penalties, DCGAN or custom players, float64, delta = 0, least squares):
+    # R fresh discriminators as a vmapped Mixture, each minimising sum_i w_ui (-F(u_i, v_r) + P(v_r; u_i)) on its own.
     responders = build_mixture(make_d, budget.restarts, seed=seed, dtype=dtype).to(data.device)
     opt = _optimizer(budget, responders)
     rng, noise = np.random.default_rng(seed + 1), torch.Generator().manual_seed(seed + 2)
@@ -466,7 +541,8 @@ def measure_equilibrium(
     # ---- fresh best-response discriminators against the frozen generator mixture
     d_gain_trained = None
     if d_budget.restarts:
-        resp = _train_discriminator_response(generators, make_d, data, objective, d_budget, seed + 10, dtype)
+        engine = None if discriminator_factory is not None else _engine_game(config, objective, data, dtype)
+        resp = _train_discriminator_response(generators, make_d, data, objective, d_budget, seed + 10, dtype, engine)
         F_d, _ = _payoff(generators, resp, data, objective, **eval_kw)  # (T_g, R)
         d_gain_trained = float((w_g @ F_d).max()) - value
 

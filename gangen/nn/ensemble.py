@@ -56,6 +56,8 @@ import torch
 
 from gangen._validation import (
     as_batched_samples,
+    as_samples,
+    as_weights,
     check_choice,
     check_positive_float,
     check_positive_int,
@@ -69,6 +71,7 @@ __all__ = [
     "EnsembleResult",
     "ChunkPlan",
     "train_ensemble",
+    "train_ensemble_stream",
     "evaluate_ensemble",
     "value_and_grad",
     "plan_chunks",
@@ -481,17 +484,23 @@ class _Adam:
 
 
 # --------------------------------------------------------------------------- boundary checks
-def _check_inputs(
-    x: Any, y: Any, family: MLPFamily, phi: Any, names: tuple[str, str] = ("x", "y")
-) -> tuple[np.ndarray, np.ndarray, Measuring]:
-    if not isinstance(family, MLPFamily):
-        raise TypeError(f"family must be an MLPFamily; got {type(family).__name__}")
+def _check_phi(phi: Any, family: MLPFamily) -> Measuring:
+    """The measuring function, checked against the family's output range."""
     phi = get_measuring(phi)
     if phi.needs_unit_interval and not family.bounded_in_unit_interval:
         raise ValueError(
             f"phi = {phi!r} needs D(x) in [0, 1]: use head='sigmoid' (got head={family.head!r}), "
             "or phi='identity' for a tanh/linear critic"
         )
+    return phi
+
+
+def _check_inputs(
+    x: Any, y: Any, family: MLPFamily, phi: Any, names: tuple[str, str] = ("x", "y")
+) -> tuple[np.ndarray, np.ndarray, Measuring]:
+    if not isinstance(family, MLPFamily):
+        raise TypeError(f"family must be an MLPFamily; got {type(family).__name__}")
+    phi = _check_phi(phi, family)
     xa = as_batched_samples(x, names[0], dtype=np.float32)
     ya = as_batched_samples(y, names[1], dtype=np.float32)
     check_same_dim(xa, ya, names)
@@ -675,6 +684,101 @@ def train_ensemble(
         values=values, params=out_params, family=family, phi=phi, seeds=seeds, steps=steps, lr=lr,
         betas=betas, adam_eps=adam_eps, batch_size=batch_size,
     )
+
+
+def train_ensemble_stream(
+    batches: Callable[[int], tuple[Any, Any, Any]],
+    *,
+    family: MLPFamily,
+    seeds: Sequence[int],
+    phi: Any = "log",
+    steps: int = 200,
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    adam_eps: float = 1e-8,
+    init: Any = None,
+    device: Any = "auto",
+    rows: int | None = None,
+) -> EnsembleResult:
+    r"""Train K = len(seeds) members of ``family`` at once on a stream of fresh batches that all
+    members share (restarts of one problem, e.g. a best response to a generator mixture).
+
+    At step t, ``batches(t)`` returns ``(x, y, y_weights)``: x (m, d) and y (n, d) (numpy or
+    torch), y_weights (n,) non-negative summing to 1, or None for 1/n; every member takes
+    one Adam step ascending
+
+    .. math::
+        J_t(v) = \frac1m\sum_i \phi(D_v(x_i)) + \sum_j w_j\,\phi(1 - D_v(y_j)) - 2\phi(1/2),
+
+    Definition 2's objective with weighted y rows (a mixture of generators: w_j = w_{u_i}/n_i
+    on the rows drawn from component i). The members form one chunk and the steps run in the
+    calling thread with one intra-op thread on a CPU (``batches`` is called once per step,
+    in order); ``rows`` (default: :func:`plan_chunks`' block for a member alone) splits the
+    m + n rows into blocks. Constraints of the family (weight clip, spectral bound) hold
+    after every step, as in :func:`train_ensemble`.
+
+    Returns an EnsembleResult whose ``values`` are J of the trained members on the last
+    batch, and ``batch_size`` None.
+
+    >>> fam = MLPFamily(d=1, hidden=(4,))
+    >>> batch = lambda t: (np.full((8, 1), 1.0), np.full((8, 1), -1.0), None)
+    >>> res = train_ensemble_stream(batch, family=fam, seeds=[0, 1], steps=300, lr=0.05, device="cpu")
+    >>> bool(np.all(res.values > 1.0))   # the separable problem of train_ensemble's example
+    True
+    """
+    if not callable(batches):
+        raise TypeError(f"batches must be a callable step -> (x, y, y_weights); got {type(batches).__name__}")
+    if not isinstance(family, MLPFamily):
+        raise TypeError(f"family must be an MLPFamily; got {type(family).__name__}")
+    phi = _check_phi(phi, family)
+    seeds = tuple(_as_seeds(seeds))
+    K = len(seeds)
+    steps = check_positive_int(steps, "steps")
+    lr = check_positive_float(lr, "lr")
+    adam_eps = check_positive_float(adam_eps, "adam_eps")
+    betas = _check_betas(betas)
+    dev = resolve_device(device)
+    init = family.init(seeds) if init is None else _check_params(init, family, K, "init")
+    net = _Net(family, phi, torch.from_numpy(init).to(dev), train=True)
+    opt = _Adam(net.raw, lr, betas, adam_eps)
+    blocks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    with _one_intra_op_thread(dev.type == "cpu"):
+        for step in range(1, steps + 1):
+            blocks = _stream_blocks(batches(step), family, K, dev, rows, step)
+            net.train_step(step, blocks, opt)
+        trained = net.export()
+        final = _Net(family, phi, trained)
+        total = torch.zeros(K, dtype=torch.float64, device=dev)
+        for X, sign, weight in blocks:
+            total += (final.row_terms(final.forward(X)[-1], sign).double() * weight.double()).sum(dim=(1, 2))
+    return EnsembleResult(
+        values=total.cpu().numpy(), params=trained.cpu().numpy(), family=family, phi=phi, seeds=seeds, steps=steps,
+        lr=lr, betas=betas, adam_eps=adam_eps, batch_size=None,
+    )
+
+
+def _stream_blocks(
+    batch: Any, family: MLPFamily, K: int, dev: torch.device, rows: int | None, step: int
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """One step's (X (K, r, d) shared by the members, sign, weight) blocks from batches(step)'s output."""
+    if not isinstance(batch, tuple) or len(batch) != 3:
+        raise TypeError(f"batches({step}) must return a tuple (x, y, y_weights); got {type(batch).__name__}")
+    x, y, w = (t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t for t in batch)
+    xa = as_samples(x, f"batches({step})[0] (x)", dtype=np.float32)
+    ya = as_samples(y, f"batches({step})[1] (y)", dtype=np.float32)
+    check_same_dim(xa, ya, ("x", "y"))
+    if xa.shape[1] != family.d:
+        raise ValueError(f"batches({step}) gave samples of dimension d={xa.shape[1]} but the family expects d={family.d}")
+    m, n = xa.shape[0], ya.shape[0]
+    wy = as_weights(w, n, f"batches({step})[2] (y_weights)")  # None: 1/n
+    data = torch.from_numpy(np.concatenate([xa, ya])).to(dev)
+    sign = torch.cat([torch.ones(m, device=dev), -torch.ones(n, device=dev)]).view(1, -1, 1)
+    weight = torch.from_numpy(np.concatenate([np.full(m, 1.0 / m), wy]).astype(np.float32)).to(dev).view(1, -1, 1)
+    block = plan_chunks(family, 1, m + n, dev).rows if rows is None else check_positive_int(rows, "rows")
+    return [
+        (data[r0:r1].unsqueeze(0).expand(K, -1, -1), sign[:, r0:r1].contiguous(), weight[:, r0:r1].contiguous())
+        for r0, r1 in _blocks(m + n, block)
+    ]
 
 
 def evaluate_ensemble(

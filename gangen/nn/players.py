@@ -20,6 +20,8 @@ advice): batch statistics couple the samples whose gradients the penalty measure
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -108,6 +110,44 @@ class MLPDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         _check_labels(labels, 0, x.shape[0])
         return self.net(x).squeeze(-1)  # (n,)
+
+    @classmethod
+    def from_family(cls, family: Any, params_row: Any) -> "MLPDiscriminator":
+        """The member ``params_row`` (p,) of an ensemble-engine family as a discriminator whose
+        raw score is the family's pre-head output (sigmoid head: the logit; linear head: the
+        critic value). The family must be one this class can express: equal hidden widths,
+        biases, activation relu / tanh / leaky_relu with slope 0.2, head sigmoid or linear.
+
+        >>> from gangen.nn.families import MLPFamily
+        >>> fam = MLPFamily(d=2, hidden=(3, 3), activation="leaky_relu", negative_slope=0.2)
+        >>> v = fam.init([0])
+        >>> x = torch.randn(4, 2)
+        >>> bool(torch.allclose(MLPDiscriminator.from_family(fam, v[0])(x), fam.logits(torch.from_numpy(v), x[None])[0]))
+        True
+        """
+        from gangen.nn.families import MLPFamily
+
+        if not isinstance(family, MLPFamily):
+            raise TypeError(f"family must be an MLPFamily; got {type(family).__name__}")
+        widths = set(family.hidden)
+        if (
+            len(widths) > 1
+            or not family.bias
+            or family.head not in ("sigmoid", "linear")
+            or (family.activation == "leaky_relu" and family.negative_slope != 0.2)
+        ):
+            raise ValueError(
+                "MLPDiscriminator expresses equal hidden widths with biases, relu / tanh / leaky_relu(0.2) and a "
+                f"sigmoid or linear head; got {family!r}"
+            )
+        hidden = family.hidden[0] if family.hidden else 1
+        module = cls(family.d, hidden=hidden, depth=len(family.hidden), activation=family.activation)
+        source = family.to_module(params_row)
+        with torch.no_grad():
+            for dst, src in zip((m for m in module.net if isinstance(m, nn.Linear)), (m for m in source if isinstance(m, nn.Linear))):
+                dst.weight.copy_(src.weight)
+                dst.bias.copy_(src.bias)
+        return module
 
 
 def _norm2d(kind: str, channels: int) -> nn.Module:

@@ -30,7 +30,8 @@ as in ``results.csv``):
 - ``eps``, ``d_gain``, ``g_gain``, ``V`` and the trained/component gains:
   :func:`gangen.mixgan.measure_equilibrium` on ``n_eval`` fresh samples, each side's
   best response trained for ``br_steps`` Adam(``br_lr``) steps from ``br_restarts`` fresh
-  networks of the players' family (budget columns ``d_budget_*``, ``g_budget_*``). The
+  networks of the players' family (budget columns ``d_budget_*``, ``g_budget_*``; the
+  discriminators on the ensemble engine, the generators as a vmapped Mixture). The
   log-loss methods are measured in the *bounded* game phi(t) = log(delta + (1 - delta) t)
   (``delta``; F in [2 log delta, 0]), whatever they were trained with, since with the
   plain log a collapsed GAN has an unbounded best-response gain. The Wasserstein methods
@@ -640,7 +641,7 @@ STUDY = Study(
     summarize=summarize,
     plot=plot,
     presets=PRESETS,
-    version="1",
+    version="2",  # 2: discriminator best responses on the ensemble engine
     cache_ignore=("datasets", "methods", "n_seeds"),
     description=__doc__.split("\n\n")[0],
 )

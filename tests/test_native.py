@@ -259,3 +259,15 @@ def test_engine_member_alone_equals_member_in_batch_bit_for_bit_per_backend(name
         batch = train_ensemble(x, y, family=fam, seeds=range(5), steps=40, lr=1e-2, device="cpu", plan="per_member")
         alone = train_ensemble(x[3:4], y[3:4], family=fam, seeds=[3], steps=40, lr=1e-2, device="cpu", plan="per_member")
     assert np.array_equal(batch.params[3], alone.params[0]) and batch.values[3] == alone.values[0]
+
+
+def test_unwritable_cache_is_reported_not_raised(monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("GANGEN_CACHE_DIR", str(blocker / "cache"))  # a folder inside a file cannot be made
+    monkeypatch.setattr(native, "_status", None)
+    monkeypatch.setattr(native, "_lib", None)
+    if native.platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the kernels are x86-64 only; nothing is compiled here")
+    status = native.native_status()
+    assert not status.available and "GANGEN_CACHE_DIR" in status.reason

@@ -86,9 +86,12 @@ def _cache_dir() -> Path:
 
 def _compile(cc: str, out: Path) -> str | None:
     """Compile the kernels to ``out`` (atomically: a temporary file renamed); an error message or None."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
-    os.close(fd)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+        os.close(fd)
+    except OSError as exc:
+        return f"cannot write the compiled kernels to {out.parent} ({exc}); set GANGEN_CACHE_DIR to a writable folder"
     try:
         proc = subprocess.run([cc, *CFLAGS, str(_SOURCE), "-o", tmp], capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:

@@ -239,3 +239,12 @@ def test_games_outside_the_engine_keep_the_mixture_path(monkeypatch):
     measure_equilibrium(G, D, REAL_2ATOMS, CFG_1D_BOUNDED, d_budget=small, g_budget=NO_TRAINING, n_eval=None,
                         discriminator_factory=lambda: nn.Sequential(nn.Linear(1, 1), nn.Flatten(0)))
     assert calls == []
+
+
+def test_engine_best_response_with_zero_steps_uses_untrained_networks(monkeypatch):
+    calls = _spy_engine(monkeypatch)
+    G, D = Mixture([PointGenerator([0.0])]), Mixture([ZeroCritic()])
+    r = measure_equilibrium(G, D, REAL_2ATOMS, CFG_1D_BOUNDED, d_budget=BestResponseBudget(steps=0, restarts=2, batch_size=8),
+                            g_budget=NO_TRAINING, n_eval=None)
+    assert calls == []  # nothing to train
+    assert r.d_gain_trained is not None and math.isfinite(r.d_gain_trained)

@@ -271,3 +271,41 @@ def test_unwritable_cache_is_reported_not_raised(monkeypatch, tmp_path):
         pytest.skip("the kernels are x86-64 only; nothing is compiled here")
     status = native.native_status()
     assert not status.available and "GANGEN_CACHE_DIR" in status.reason
+
+
+@needs_kernels
+def test_nan_propagates_through_relu_as_in_torch():
+    """A diverged member must stay visibly NaN: relu(NaN) = NaN, and its backward passes the gradient at NaN."""
+    A = torch.tensor([[[float("nan"), 1.0]]])
+    B = torch.ones(1, 2, 3)
+    outs = {}
+    for name in ("native", "torch"):
+        with native.backend(name):
+            fwd = native.bmm_nn(A, B, torch.empty(1, 1, 3), activation="relu")
+            a = torch.tensor([[[float("nan"), 1.0, 0.0]]])
+            bwd = native.bmm_nt(torch.ones(1, 1, 2), torch.ones(1, 3, 2), torch.empty(1, 1, 3), activation="relu", activation_output=a)
+            outs[name] = (fwd, bwd)
+    assert torch.isnan(outs["native"][0]).all() and torch.isnan(outs["torch"][0]).all()
+    assert torch.equal(outs["native"][1], outs["torch"][1]) and outs["native"][1].tolist() == [[[2.0, 2.0, 0.0]]]
+
+
+def test_adam_and_bmv_check_their_operands():
+    p = torch.zeros(100)
+    with pytest.raises(ValueError, match="grad has 10 entries but param has 100"):
+        native.adam_step(p, torch.ones(10), torch.zeros(100), torch.zeros(100), torch.empty(100), step=1, lr=0.1, betas=(0.9, 0.999), eps=1e-8)
+    H, w = torch.ones(1, 2, 3), torch.ones(1, 3, 1, dtype=torch.float64)
+    # a float64 w takes the torch path (the kernel is never handed float64 memory): the right value, 3
+    assert native.bmv(H, w, torch.empty(1, 2, 1)).tolist() == [[[3.0], [3.0]]]
+    with pytest.raises(ValueError, match="negative_slope"):
+        native.bmm_nt(torch.ones(1, 2, 3), torch.ones(1, 4, 3), torch.empty(1, 2, 4), activation="leaky_relu",
+                      activation_output=torch.ones(1, 2, 4), negative_slope=-0.5)
+
+
+def test_over_long_cache_path_is_reported_not_raised(monkeypatch, tmp_path):
+    monkeypatch.setenv("GANGEN_CACHE_DIR", str(tmp_path / ("x" * 300)))
+    monkeypatch.setattr(native, "_status", None)
+    monkeypatch.setattr(native, "_lib", None)
+    if native.platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the kernels are x86-64 only; nothing is compiled here")
+    status = native.native_status()
+    assert not status.available and "GANGEN_CACHE_DIR" in status.reason

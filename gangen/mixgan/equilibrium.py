@@ -233,6 +233,11 @@ def rock_paper_scissors(*, margin: float = 0.5) -> RockPaperScissorsGAN:
 
 
 # ====================================================================== neural games
+#: Byte budget that sets the rows per block of engine-trained best responses on a CPU (see
+#: gangen.nn.ensemble.plan_chunks). Fixed, not the engine's backend-dependent default, because the
+#: block size sets the float32 summation order and hence the last bits of every result.
+BEST_RESPONSE_ROW_BYTES = 10 * 2**20
+
 @dataclass(frozen=True)
 class BestResponseBudget:
     """Optimisation budget of one side's best response: Adam(lr, betas) for ``steps`` on batches
@@ -391,7 +396,7 @@ def _engine_game(config: MixGANConfig, objective: Objective, data: RealData, dty
 def _engine_discriminator_response(gens: Mixture, family: Any, phi: Any, data: RealData, budget: BestResponseBudget, seed: int) -> Mixture:
     # R fresh discriminators on the ensemble engine, all on the same fresh batches as the Mixture path
     # draws them (real rows, then B latent draws per generator component, rows weighted w_ui / B).
-    from gangen.nn.ensemble import train_ensemble_stream
+    from gangen.nn.ensemble import plan_chunks, train_ensemble_stream
     from gangen.nn.players import MLPDiscriminator
 
     rng, noise = np.random.default_rng(seed + 1), torch.Generator().manual_seed(seed + 2)
@@ -406,11 +411,15 @@ def _engine_discriminator_response(gens: Mixture, family: Any, phi: Any, data: R
         return x, fake.reshape(T * B, -1), y_weights
 
     seeds = [int(s) for s in np.random.SeedSequence([seed, 3]).generate_state(budget.restarts)]
-    res = train_ensemble_stream(
-        batches, family=family, seeds=seeds, phi=phi, steps=budget.steps, lr=budget.lr,
-        betas=(budget.beta1, budget.beta2), device=data.device,
-    )
-    return Mixture([MLPDiscriminator.from_family(family, row) for row in res.params]).to(data.device)
+    if budget.steps == 0:  # untrained fresh networks, as the Mixture path gives
+        params = family.init(seeds)
+    else:
+        rows = plan_chunks(family, 1, B * (T + 1), data.device, cpu_cache_bytes=BEST_RESPONSE_ROW_BYTES).rows
+        params = train_ensemble_stream(
+            batches, family=family, seeds=seeds, phi=phi, steps=budget.steps, lr=budget.lr,
+            betas=(budget.beta1, budget.beta2), device=data.device, rows=rows,
+        ).params
+    return Mixture([MLPDiscriminator.from_family(family, row) for row in params]).to(data.device)
 
 
 def _train_discriminator_response(

@@ -34,21 +34,23 @@ int gangen_cpu_has_avx512(void) {
 #define ACT_RELU 1
 #define ACT_LEAKY 2
 
-/* z -> relu(z) = max(z, 0), or leaky(z) = z > 0 ? z : slope z (torch's definitions). */
+/* z -> relu(z) = max(z, 0), or leaky(z) = z > 0 ? z : slope z (torch's definitions; NaN stays
+ * NaN: max_ps returns its second operand when either is NaN). */
 TGT static inline __m512 activate(__m512 z, int act, __m512 slope) {
-    if (act == ACT_RELU) return _mm512_max_ps(z, _mm512_setzero_ps());
+    if (act == ACT_RELU) return _mm512_max_ps(_mm512_setzero_ps(), z);
     if (act == ACT_LEAKY)
         return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_GT_OQ),
                                     _mm512_mul_ps(z, slope), z);
     return z;
 }
 
-/* d -> d * act'(z) written from the stored output a = act(z): 0 or slope where a <= 0
- * (torch's threshold_backward / leaky_relu_backward with the result as input). */
+/* d -> d * act'(z) written from the stored output a = act(z), as torch does it: relu passes d
+ * unless a <= 0 (threshold_backward; a NaN passes d), leaky_relu passes d where a > 0 and
+ * slope d elsewhere (leaky_relu_backward with the result as input). */
 TGT static inline __m512 activation_backward(__m512 d, __m512 a, int act, __m512 slope) {
     if (act == ACT_NONE) return d;
+    if (act == ACT_RELU) return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_NLE_UQ), d);
     __mmask16 pos = _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_GT_OQ);
-    if (act == ACT_RELU) return _mm512_maskz_mov_ps(pos, d);
     return _mm512_mask_blend_ps(pos, _mm512_mul_ps(d, slope), d);
 }
 
@@ -266,7 +268,8 @@ TGT void gangen_bmv(long batch, long M, long K, const float *H, long sH, long ld
     }
 }
 
-/* One Adam step over n floats, torch.optim.Adam's arithmetic written out:
+/* One Adam step over n floats, torch.optim.Adam's formulas written out (equal up to float32
+ * rounding: the compiler may fuse a multiply and an add):
  * m <- m + (1 - beta1) (g - m); v <- beta2 v + (1 - beta2) g^2;
  * p <- p - step_size m / (sqrt(v) / bc2_sqrt + eps). */
 TGT void gangen_adam(long n, float *p, const float *g, float *m, float *v, float step_size,

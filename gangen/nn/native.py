@@ -135,11 +135,13 @@ def native_status() -> NativeStatus:
         cc = os.environ.get("CC", "cc")
         key = hashlib.sha256(_SOURCE.read_bytes() + repr((cc, CFLAGS)).encode()).hexdigest()[:16]
         path = _cache_dir() / f"kernels-{key}.so"
-        if not path.exists():
-            error = _compile(cc, path)
-            if error is not None:
-                _status = NativeStatus(False, error, None)
-                return _status
+        try:
+            error = None if path.exists() else _compile(cc, path)
+        except OSError as exc:  # e.g. an unreadable or over-long cache path
+            error = f"cannot use the kernel cache {path.parent} ({exc}); set GANGEN_CACHE_DIR to a writable folder"
+        if error is not None:
+            _status = NativeStatus(False, error, None)
+            return _status
         try:
             lib = ctypes.CDLL(str(path))  # ctypes releases the GIL during the calls
         except OSError as exc:
@@ -219,6 +221,11 @@ def _check_3d(**tensors: torch.Tensor | None) -> None:
             raise ValueError(f"{name} must be a 3-d tensor (batch, rows, cols); got {getattr(t, 'shape', type(t).__name__)}")
 
 
+def _check_slope(activation: str | None, negative_slope: float) -> None:
+    if activation == "leaky_relu" and not negative_slope >= 0:
+        raise ValueError(f"negative_slope must be >= 0 (torch's leaky_relu backward needs it); got {negative_slope!r}")
+
+
 def _check_shapes(what: str, got: tuple[int, ...], want: tuple[int, ...]) -> None:
     if tuple(got) != tuple(want):
         raise ValueError(f"{what} must have shape {tuple(want)}; got {tuple(got)}")
@@ -275,6 +282,7 @@ def bmm_nn(
     0.0
     """
     _check_3d(A=A, B=B, out=out, bias=bias)
+    _check_slope(activation, negative_slope)
     b, M, K = A.shape
     N = B.shape[2]
     _check_shapes("B", B.shape, (b, K, N))
@@ -352,6 +360,7 @@ def bmm_nt(
     3.0
     """
     _check_3d(G=G, W=W, out=out, activation_output=activation_output)
+    _check_slope(activation, negative_slope)
     b, M, N = G.shape
     K = W.shape[1]
     _check_shapes("W", W.shape, (b, K, N))
@@ -392,7 +401,7 @@ def bmv(H: torch.Tensor, w: torch.Tensor, out: torch.Tensor, *, bias: torch.Tens
     _check_shapes("out", out.shape, (b, M, 1))
     if bias is not None:
         _check_shapes("bias", bias.shape, (b, 1, 1))
-    lib = _native(H, out, bias) if w.is_contiguous() else None
+    lib = _native(H, w, out, bias) if w.is_contiguous() else None
     if lib is None:
         prod = torch.empty(b, M, K, dtype=H.dtype, device=H.device) if scratch is None else scratch
         torch.sum(torch.mul(H, w.transpose(1, 2), out=prod), dim=2, keepdim=True, out=out)
@@ -424,6 +433,10 @@ def adam_step(
     >>> round(p[0].item(), 6)   # the first step moves every coordinate by -lr
     -0.1
     """
+    n = param.numel()
+    for name, t_ in (("grad", grad), ("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq), ("denom", denom)):
+        if t_.numel() != n:
+            raise ValueError(f"adam_step: {name} has {t_.numel()} entries but param has {n}")
     beta1, beta2 = betas
     t = float(step)
     step_size = lr / (1 - beta1**t)

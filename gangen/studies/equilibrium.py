@@ -644,6 +644,7 @@ STUDY = Study(
     version="2",  # 2: discriminator best responses on the ensemble engine
     cache_ignore=("datasets", "methods", "n_seeds"),
     description=__doc__.split("\n\n")[0],
+    engine=True,
 )
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ Design choices, measured on this 2-core AMD EPYC (Zen 5, AVX-512; 2 MiB L2 per c
 32 MiB L3), torch 2.13 CPU:
 
 - the products: torch's float32 CPU matmul (MKL) takes its AVX2 path on this AMD CPU
-  (torch.mm n = 4096: 205-214 GFLOP/s on 2 cores; oneDNN's AVX-512 product 428-453), and
+  (torch.mm n = 4096: 205-224 GFLOP/s on 2 cores; oneDNN's AVX-512 product 428-464), and
   batched ``torch.bmm`` on the engine's shapes ran at 100 GFLOP/s per core. The engine's
   products are AVX-512 kernels (``gangen/nn/_kernels.c``, compiled at first use; see
   ``gangen.nn.native``): (4, 512, 64) @ (4, 64, 64) on one core 71 us = 237 GFLOP/s against

@@ -54,12 +54,16 @@ TGT static inline __m512 activation_backward(__m512 d, __m512 a, int act, __m512
     return _mm512_mask_blend_ps(pos, _mm512_mul_ps(d, slope), d);
 }
 
-/* C[r, :] (rows r < rows) = act(init + sum_k A[r, k] * B[k, :]) ;
- * init = C (acc), bias row, or 0. Columns: NV vectors of 16, the last one masked by m. */
-#define DEF_NN(R, NV)                                                                              \
-    TGT static void nn_##R##_##NV(int rows, const float *A, long lda, const float *B, long ldb,      \
-                                  const float *bias, float *C, long ldc, long K, __mmask16 m,       \
-                                  int acc, int act, __m512 slope) {                                 \
+/* The register-blocked panel of every product: for output rows r < rows,
+ *   C[r, :] = act(init + sum_k A[r * a_row + k * a_step] * B[k, :]),
+ * init = C (acc), the bias row, or 0, the sum sequential in k. A @ B reads A by rows
+ * (a_row = lda, a_step = 1); A^T @ G reads A by columns (a_row = 1, a_step = lda).
+ * Columns: NV vectors of 16, the last one masked by m. */
+#define DEF_PANEL(R, NV)                                                                           \
+    TGT static void panel_##R##_##NV(int rows, const float *A, long a_row, long a_step,              \
+                                     const float *B, long ldb, const float *bias, float *C,         \
+                                     long ldc, long K, __mmask16 m, int acc, int act,               \
+                                     __m512 slope) {                                                \
         __m512 c[R][NV];                                                                           \
         _Pragma("GCC unroll 32") for (int r = 0; r < R; r++) {                                     \
             _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                 \
@@ -74,11 +78,12 @@ TGT static inline __m512 activation_backward(__m512 d, __m512 a, int act, __m512
         }                                                                                          \
         for (long k = 0; k < K; k++) {                                                             \
             __m512 b[NV];                                                                          \
+            const float *ak = A + k * a_step;                                                      \
             _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                   \
                 b[v] = _mm512_maskz_loadu_ps((v == NV - 1) ? m : FULL, B + k * ldb + 16 * v);      \
             _Pragma("GCC unroll 32") for (int r = 0; r < R; r++) {                                 \
                 if (r < rows) {                                                                    \
-                    __m512 a = _mm512_set1_ps(A[r * lda + k]);                                     \
+                    __m512 a = _mm512_set1_ps(ak[r * a_row]);                                      \
                     _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                           \
                         c[r][v] = _mm512_fmadd_ps(a, b[v], c[r][v]);                               \
                 }                                                                                  \
@@ -93,54 +98,32 @@ TGT static inline __m512 activation_backward(__m512 d, __m512 a, int act, __m512
         }                                                                                          \
     }
 
-/* C[r, :] (output rows r < rows, i.e. columns a0 + r of A) = init + sum_i A[i, r] * G[i, :] */
-#define DEF_TN(R, NV)                                                                              \
-    TGT static void tn_##R##_##NV(int rows, const float *A, long lda, const float *G, long ldg,      \
-                                  float *C, long ldc, long M, __mmask16 m, int acc) {               \
-        __m512 c[R][NV];                                                                           \
-        _Pragma("GCC unroll 32") for (int r = 0; r < R; r++) {                                     \
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                 \
-                if (acc && r < rows)                                                               \
-                    c[r][v] = _mm512_maskz_loadu_ps((v == NV - 1) ? m : FULL, C + r * ldc + 16 * v); \
-                else                                                                               \
-                    c[r][v] = _mm512_setzero_ps();                                                 \
-            }                                                                                      \
-        }                                                                                          \
-        for (long i = 0; i < M; i++) {                                                             \
-            __m512 g[NV];                                                                          \
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                   \
-                g[v] = _mm512_maskz_loadu_ps((v == NV - 1) ? m : FULL, G + i * ldg + 16 * v);      \
-            _Pragma("GCC unroll 32") for (int r = 0; r < R; r++) {                                 \
-                if (r < rows) {                                                                    \
-                    __m512 a = _mm512_set1_ps(A[i * lda + r]);                                     \
-                    _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                           \
-                        c[r][v] = _mm512_fmadd_ps(a, g[v], c[r][v]);                               \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
-        _Pragma("GCC unroll 32") for (int r = 0; r < R; r++) {                                     \
-            if (r < rows) {                                                                        \
-                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                               \
-                    _mm512_mask_storeu_ps(C + r * ldc + 16 * v, (v == NV - 1) ? m : FULL, c[r][v]); \
-            }                                                                                      \
-        }                                                                                          \
-    }
-
 /* register blocks: R rows x NV vectors, R * NV <= 24 accumulators (of 32 zmm registers) */
-DEF_NN(6, 4)
-DEF_NN(8, 3)
-DEF_NN(12, 2)
-DEF_NN(24, 1)
-DEF_TN(6, 4)
-DEF_TN(8, 3)
-DEF_TN(12, 2)
-DEF_TN(24, 1)
+DEF_PANEL(6, 4)
+DEF_PANEL(8, 3)
+DEF_PANEL(12, 2)
+DEF_PANEL(24, 1)
+
+/* The panel for NV vectors (1..4), with its row count rows_for(NV). */
+TGT static void panel(int nv, int rows, const float *A, long a_row, long a_step, const float *B, long ldb,
+                      const float *bias, float *C, long ldc, long K, __mmask16 m, int acc, int act,
+                      __m512 slope) {
+    switch (nv) {
+    case 4: panel_6_4(rows, A, a_row, a_step, B, ldb, bias, C, ldc, K, m, acc, act, slope); break;
+    case 3: panel_8_3(rows, A, a_row, a_step, B, ldb, bias, C, ldc, K, m, acc, act, slope); break;
+    case 2: panel_12_2(rows, A, a_row, a_step, B, ldb, bias, C, ldc, K, m, acc, act, slope); break;
+    default: panel_24_1(rows, A, a_row, a_step, B, ldb, bias, C, ldc, K, m, acc, act, slope); break;
+    }
+}
 
 static int rows_for(int nv) { return nv == 4 ? 6 : nv == 3 ? 8 : nv == 2 ? 12 : 24; }
 
+static __mmask16 lanes(long n) { /* the first min(n, 16) lanes of a vector, n >= 1 */
+    return n >= 16 ? FULL : (__mmask16)((1u << n) - 1u);
+}
+
 static __mmask16 last_mask(long cols) { /* cols in 1..64 of the panel; mask of its last vector */
-    long rem = cols % 16;
-    return rem ? (__mmask16)((1u << rem) - 1u) : FULL;
+    return lanes(cols - 16 * ((cols - 1) / 16));
 }
 
 /* One member: C (M x N) = act([bias +] A (M x K) @ B (K x N)), or C = act(C + A @ B) (acc). */
@@ -156,12 +139,7 @@ TGT static void nn_member(long M, long K, long N, const float *A, long lda, cons
             int rows = (int)(M - i0 < R ? M - i0 : R);
             const float *a = A + i0 * lda;
             float *c = C + i0 * ldc + j0;
-            switch (nv) {
-            case 4: nn_6_4(rows, a, lda, B + j0, ldb, bj, c, ldc, K, m, acc, act, vslope); break;
-            case 3: nn_8_3(rows, a, lda, B + j0, ldb, bj, c, ldc, K, m, acc, act, vslope); break;
-            case 2: nn_12_2(rows, a, lda, B + j0, ldb, bj, c, ldc, K, m, acc, act, vslope); break;
-            default: nn_24_1(rows, a, lda, B + j0, ldb, bj, c, ldc, K, m, acc, act, vslope); break;
-            }
+            panel(nv, rows, a, lda, 1, B + j0, ldb, bj, c, ldc, K, m, acc, act, vslope);
         }
     }
 }
@@ -185,6 +163,7 @@ TGT void gangen_bmm_nn(long batch, long M, long K, long N, const float *A, long 
 TGT void gangen_bmm_tn(long batch, long M, long K, long N, const float *A, long sA, long lda,
                        const float *G, long sG, long ldg, float *C, long sC, long ldc, float *gb,
                        long sgb, int acc) {
+    __m512 zero = _mm512_setzero_ps();
     for (long b = 0; b < batch; b++) {
         const float *Ab = A + b * sA, *Gb = G + b * sG;
         float *Cb = C + b * sC;
@@ -197,18 +176,13 @@ TGT void gangen_bmm_tn(long batch, long M, long K, long N, const float *A, long 
                 const float *a = Ab + a0;
                 const float *g = Gb + j0;
                 float *c = Cb + a0 * ldc + j0;
-                switch (nv) {
-                case 4: tn_6_4(rows, a, lda, g, ldg, c, ldc, M, m, acc); break;
-                case 3: tn_8_3(rows, a, lda, g, ldg, c, ldc, M, m, acc); break;
-                case 2: tn_12_2(rows, a, lda, g, ldg, c, ldc, M, m, acc); break;
-                default: tn_24_1(rows, a, lda, g, ldg, c, ldc, M, m, acc); break;
-                }
+                panel(nv, rows, a, 1, lda, g, ldg, NULL, c, ldc, M, m, acc, ACT_NONE, zero);
             }
         }
         if (gb) {
             float *out = gb + b * sgb;
             for (long j0 = 0; j0 < N; j0 += 16) {
-                __mmask16 m = N - j0 >= 16 ? FULL : (__mmask16)((1u << (N - j0)) - 1u);
+                __mmask16 m = lanes(N - j0);
                 __m512 s = acc ? _mm512_maskz_loadu_ps(m, out + j0) : _mm512_setzero_ps();
                 for (long i = 0; i < M; i++) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(m, Gb + i * ldg + j0));
                 _mm512_mask_storeu_ps(out + j0, m, s);
@@ -238,7 +212,7 @@ TGT int gangen_bmm_nt(long batch, long M, long N, long K, const float *G, long s
             const float *Hb = H + b * sH;
             for (long i = 0; i < M; i++)
                 for (long j0 = 0; j0 < K; j0 += 16) {
-                    __mmask16 m = K - j0 >= 16 ? FULL : (__mmask16)((1u << (K - j0)) - 1u);
+                    __mmask16 m = lanes(K - j0);
                     __m512 d = _mm512_maskz_loadu_ps(m, Cb + i * ldc + j0);
                     __m512 h = _mm512_maskz_loadu_ps(m, Hb + i * ldh + j0);
                     _mm512_mask_storeu_ps(Cb + i * ldc + j0, m, activation_backward(d, h, act, vslope));
@@ -260,7 +234,7 @@ TGT void gangen_bmv(long batch, long M, long K, const float *H, long sH, long ld
             const float *h = Hb + i * ldh;
             __m512 acc = _mm512_setzero_ps();
             for (long k = 0; k < K; k += 16) {
-                __mmask16 m = K - k >= 16 ? FULL : (__mmask16)((1u << (K - k)) - 1u);
+                __mmask16 m = lanes(K - k);
                 acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, h + k), _mm512_maskz_loadu_ps(m, wb + k), acc);
             }
             o[b * so + i * ldo] = _mm512_reduce_add_ps(acc) + c;
@@ -277,7 +251,7 @@ TGT void gangen_adam(long n, float *p, const float *g, float *m, float *v, float
     __m512 w1 = _mm512_set1_ps(1.0f - beta1), b2 = _mm512_set1_ps(beta2), w2 = _mm512_set1_ps(1.0f - beta2);
     __m512 s = _mm512_set1_ps(step_size), c2 = _mm512_set1_ps(bc2_sqrt), e = _mm512_set1_ps(eps);
     for (long i = 0; i < n; i += 16) {
-        __mmask16 k = n - i >= 16 ? FULL : (__mmask16)((1u << (n - i)) - 1u);
+        __mmask16 k = lanes(n - i);
         __m512 gi = _mm512_maskz_loadu_ps(k, g + i), mi = _mm512_maskz_loadu_ps(k, m + i);
         __m512 vi = _mm512_maskz_loadu_ps(k, v + i), pi = _mm512_maskz_loadu_ps(k, p + i);
         mi = _mm512_add_ps(mi, _mm512_mul_ps(w1, _mm512_sub_ps(gi, mi)));

@@ -199,22 +199,41 @@ def test_backend_context_restores_and_unavailable_native_says_why(monkeypatch):
     assert torch.equal(out, torch.full((1, 2, 2), 3.0))
 
 
-def test_compiler_failure_is_reported_not_raised(monkeypatch, tmp_path):
-    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    monkeypatch.setenv("GANGEN_CACHE_DIR", str(tmp_path / "cache"))
+@pytest.fixture
+def fresh_native(monkeypatch):
+    """native_status() computed anew inside the test (environment changes apply); the module's state is restored after."""
     monkeypatch.setattr(native, "_status", None)
     monkeypatch.setattr(native, "_lib", None)
+    return monkeypatch
+
+
+def _block_cache_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    return {"GANGEN_CACHE_DIR": str(blocker / "cache")}  # a folder inside a file cannot be made
+
+
+@pytest.mark.parametrize(
+    "environment,reason",
+    [
+        (lambda tmp: {"CC": str(tmp / "no-such-compiler"), "GANGEN_CACHE_DIR": str(tmp / "cache")}, "no-such-compiler"),
+        (_block_cache_dir, "GANGEN_CACHE_DIR"),
+        (lambda tmp: {"GANGEN_CACHE_DIR": str(tmp / ("x" * 300))}, "GANGEN_CACHE_DIR"),  # a name too long for the file system
+    ],
+    ids=["no compiler", "unwritable cache", "over-long cache path"],
+)
+def test_build_failures_are_reported_not_raised(fresh_native, tmp_path, environment, reason):
     if native.platform.machine().lower() not in ("x86_64", "amd64"):
-        pytest.skip("the kernels are x86-64 only; the compiler is never tried here")
+        pytest.skip("the kernels are x86-64 only; nothing is compiled here")
+    for key, value in environment(tmp_path).items():
+        fresh_native.setenv(key, value)
     status = native.native_status()
-    assert not status.available and "no-such-compiler" in status.reason
+    assert not status.available and reason in status.reason
 
 
 @needs_kernels
-def test_compiled_library_is_cached_by_source_and_compiler(monkeypatch, tmp_path):
-    monkeypatch.setenv("GANGEN_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(native, "_status", None)
-    monkeypatch.setattr(native, "_lib", None)
+def test_compiled_library_is_cached_by_source_and_compiler(fresh_native, tmp_path):
+    fresh_native.setenv("GANGEN_CACHE_DIR", str(tmp_path))
     status = native.native_status()
     assert status.available and status.path is not None and status.path.startswith(str(tmp_path))
     assert [p.name for p in tmp_path.iterdir()] == [status.path.rsplit("/", 1)[1]]  # no temporary left behind
@@ -261,18 +280,6 @@ def test_engine_member_alone_equals_member_in_batch_bit_for_bit_per_backend(name
     assert np.array_equal(batch.params[3], alone.params[0]) and batch.values[3] == alone.values[0]
 
 
-def test_unwritable_cache_is_reported_not_raised(monkeypatch, tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("not a folder")
-    monkeypatch.setenv("GANGEN_CACHE_DIR", str(blocker / "cache"))  # a folder inside a file cannot be made
-    monkeypatch.setattr(native, "_status", None)
-    monkeypatch.setattr(native, "_lib", None)
-    if native.platform.machine().lower() not in ("x86_64", "amd64"):
-        pytest.skip("the kernels are x86-64 only; nothing is compiled here")
-    status = native.native_status()
-    assert not status.available and "GANGEN_CACHE_DIR" in status.reason
-
-
 @needs_kernels
 def test_nan_propagates_through_relu_as_in_torch():
     """A diverged member must stay visibly NaN: relu(NaN) = NaN, and its backward passes the gradient at NaN."""
@@ -299,13 +306,3 @@ def test_adam_and_bmv_check_their_operands():
     with pytest.raises(ValueError, match="negative_slope"):
         native.bmm_nt(torch.ones(1, 2, 3), torch.ones(1, 4, 3), torch.empty(1, 2, 4), activation="leaky_relu",
                       activation_output=torch.ones(1, 2, 4), negative_slope=-0.5)
-
-
-def test_over_long_cache_path_is_reported_not_raised(monkeypatch, tmp_path):
-    monkeypatch.setenv("GANGEN_CACHE_DIR", str(tmp_path / ("x" * 300)))
-    monkeypatch.setattr(native, "_status", None)
-    monkeypatch.setattr(native, "_lib", None)
-    if native.platform.machine().lower() not in ("x86_64", "amd64"):
-        pytest.skip("the kernels are x86-64 only; nothing is compiled here")
-    status = native.native_status()
-    assert not status.available and "GANGEN_CACHE_DIR" in status.reason

@@ -174,6 +174,11 @@ def resolve_device(device: Any = "auto") -> torch.device:
     return dev
 
 
+def _cpu_workers(cpu_workers: int | None) -> int:
+    """Worker threads of a CPU plan: ``cpu_workers``, default ``torch.get_num_threads()``."""
+    return check_positive_int(torch.get_num_threads() if cpu_workers is None else cpu_workers, "cpu_workers")
+
+
 def _bytes_per_row(family: MLPFamily) -> int:
     # the input row, every activation and its gradient, the output and its gradient (float32)
     return 4 * (family.d + 2 * sum(family.hidden) + 4)
@@ -216,7 +221,7 @@ def plan_chunks(
     if cpu_cache_bytes is None:
         cpu_cache_bytes = NATIVE_CPU_CACHE_BYTES if native.active() else DEFAULT_CPU_CACHE_BYTES
     rows_in_flight = max(1, check_positive_int(cpu_cache_bytes, "cpu_cache_bytes") // _bytes_per_row(family))
-    workers = check_positive_int(torch.get_num_threads() if cpu_workers is None else cpu_workers, "cpu_workers")
+    workers = _cpu_workers(cpu_workers)
     members = max(1, min(-(-n_members // workers), rows_in_flight // rows_per_member))
     rows = rows_per_member if members > 1 else min(rows_per_member, rows_in_flight)
     if members == 1 and rows < rows_per_member:  # equal blocks: ceil(R / blocks)
@@ -252,8 +257,7 @@ def per_member_plan(
     rows = plan_chunks(family, 1, rows_per_member, dev, cpu_cache_bytes=cpu_cache_bytes).rows
     if dev.type == "cuda":
         return ChunkPlan(members=1, rows=rows)
-    workers = check_positive_int(torch.get_num_threads() if cpu_workers is None else cpu_workers, "cpu_workers")
-    return ChunkPlan(members=1, rows=rows, workers=min(workers, n_members))
+    return ChunkPlan(members=1, rows=rows, workers=min(_cpu_workers(cpu_workers), n_members))
 
 
 def check_plan(plan: Any) -> Any:
@@ -741,24 +745,32 @@ def train_ensemble_stream(
     init = family.init(seeds) if init is None else _check_params(init, family, K, "init")
     net = _Net(family, phi, torch.from_numpy(init).to(dev), train=True)
     opt = _Adam(net.raw, lr, betas, adam_eps)
+    if rows is not None:
+        check_positive_int(rows, "rows")
+    block_rows: dict[int, int] = {}  # rows per block for each batch size m + n met
+
+    def block_for(total: int) -> int:
+        if rows is not None:
+            return rows
+        if total not in block_rows:
+            block_rows[total] = plan_chunks(family, 1, total, dev).rows
+        return block_rows[total]
+
     blocks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     with _one_intra_op_thread(dev.type == "cpu"):
         for step in range(1, steps + 1):
-            blocks = _stream_blocks(batches(step), family, K, dev, rows, step)
+            blocks = _stream_blocks(batches(step), family, K, dev, block_for, step)
             net.train_step(step, blocks, opt)
         trained = net.export()
-        final = _Net(family, phi, trained)
-        total = torch.zeros(K, dtype=torch.float64, device=dev)
-        for X, sign, weight in blocks:
-            total += (final.row_terms(final.forward(X)[-1], sign).double() * weight.double()).sum(dim=(1, 2))
+        values = _blocks_value(_Net(family, phi, trained), blocks)
     return EnsembleResult(
-        values=total.cpu().numpy(), params=trained.cpu().numpy(), family=family, phi=phi, seeds=seeds, steps=steps,
+        values=values, params=trained.cpu().numpy(), family=family, phi=phi, seeds=seeds, steps=steps,
         lr=lr, betas=betas, adam_eps=adam_eps, batch_size=None,
     )
 
 
 def _stream_blocks(
-    batch: Any, family: MLPFamily, K: int, dev: torch.device, rows: int | None, step: int
+    batch: Any, family: MLPFamily, K: int, dev: torch.device, block_for: Callable[[int], int], step: int
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """One step's (X (K, r, d) shared by the members, sign, weight) blocks from batches(step)'s output."""
     if not isinstance(batch, tuple) or len(batch) != 3:
@@ -772,9 +784,9 @@ def _stream_blocks(
     m, n = xa.shape[0], ya.shape[0]
     wy = as_weights(w, n, f"batches({step})[2] (y_weights)")  # None: 1/n
     data = torch.from_numpy(np.concatenate([xa, ya])).to(dev)
-    sign = torch.cat([torch.ones(m, device=dev), -torch.ones(n, device=dev)]).view(1, -1, 1)
-    weight = torch.from_numpy(np.concatenate([np.full(m, 1.0 / m), wy]).astype(np.float32)).to(dev).view(1, -1, 1)
-    block = plan_chunks(family, 1, m + n, dev).rows if rows is None else check_positive_int(rows, "rows")
+    sign, weight = _row_signs(m, n, dev)
+    weight[0, m:, 0] = torch.from_numpy(wy.astype(np.float32)).to(dev)
+    block = block_for(m + n)
     return [
         (data[r0:r1].unsqueeze(0).expand(K, -1, -1), sign[:, r0:r1].contiguous(), weight[:, r0:r1].contiguous())
         for r0, r1 in _blocks(m + n, block)
@@ -917,10 +929,14 @@ def _train_minibatch(
 
 
 def _evaluate_net(net: _Net, xc: torch.Tensor, yc: torch.Tensor, rows: int) -> np.ndarray:
-    total = torch.zeros(net.kc, dtype=torch.float64, device=xc.device)
-    for X, sign, weight in _full_blocks(xc, yc, rows):
-        o = net.forward(X)[-1]
-        total += (net.row_terms(o, sign).double() * weight.double()).sum(dim=(1, 2))
+    return _blocks_value(net, _full_blocks(xc, yc, rows))
+
+
+def _blocks_value(net: _Net, blocks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> np.ndarray:
+    """J of every member of ``net`` (float64, (kc,)): the weighted row terms summed over the blocks."""
+    total = torch.zeros(net.kc, dtype=torch.float64, device=net.flat.device)
+    for X, sign, weight in blocks:
+        total += (net.row_terms(net.forward(X)[-1], sign).double() * weight.double()).sum(dim=(1, 2))
     return total.cpu().numpy()
 
 

@@ -375,6 +375,7 @@ def _engine_game(config: MixGANConfig, objective: Objective, data: RealData, dty
     """
     from gangen.distances.measuring import IdentityMeasuring, LogMeasuring
     from gangen.nn.families import MLPFamily
+    from gangen.nn.players import LEAKY_SLOPE
 
     if config.family != "mlp" or dtype != torch.float32 or objective.penalties or data.labels is not None:
         return None
@@ -387,7 +388,7 @@ def _engine_game(config: MixGANConfig, objective: Objective, data: RealData, dty
     else:
         return None
     family = MLPFamily(
-        d=data.example_shape[0], hidden=(config.hidden,) * config.depth, activation="leaky_relu", negative_slope=0.2,
+        d=data.example_shape[0], hidden=(config.hidden,) * config.depth, activation="leaky_relu", negative_slope=LEAKY_SLOPE,
         head=head, weight_clip=objective.clip,
     )
     return family, phi

@@ -38,7 +38,9 @@ __all__ = [
 
 #: Image shapes (C, H, W) the DCGAN players support.
 IMAGE_SHAPES = ((1, 28, 28), (3, 32, 32))
-_ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh}
+#: Negative slope of every leaky ReLU of the players (DCGAN's 0.2).
+LEAKY_SLOPE = 0.2
+_ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(LEAKY_SLOPE), "tanh": nn.Tanh}
 NORMS = ("batch", "layer", "none")
 
 
@@ -134,10 +136,10 @@ class MLPDiscriminator(nn.Module):
             len(widths) > 1
             or not family.bias
             or family.head not in ("sigmoid", "linear")
-            or (family.activation == "leaky_relu" and family.negative_slope != 0.2)
+            or (family.activation == "leaky_relu" and family.negative_slope != LEAKY_SLOPE)
         ):
             raise ValueError(
-                "MLPDiscriminator expresses equal hidden widths with biases, relu / tanh / leaky_relu(0.2) and a "
+                f"MLPDiscriminator expresses equal hidden widths with biases, relu / tanh / leaky_relu({LEAKY_SLOPE}) and a "
                 f"sigmoid or linear head; got {family!r}"
             )
         hidden = family.hidden[0] if family.hidden else 1
@@ -267,7 +269,7 @@ class DCGANDiscriminator(nn.Module):
             layers.append(nn.Conv2d(c_in, c, kernel_size=4, stride=2, padding=1))
             if k > 0:
                 layers.append(_norm2d(norm, c))
-            layers.append(nn.LeakyReLU(0.2))
+            layers.append(nn.LeakyReLU(LEAKY_SLOPE))
             c_in, c = c, 2 * c
         self.features = nn.Sequential(*layers)
         n_features = c_in * (side // 2**n_down) ** 2

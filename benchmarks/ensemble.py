@@ -35,11 +35,11 @@ Design choices, measured on this 2-core AMD EPYC (Zen 5, AVX-512; 2 MiB L2 per c
 32 MiB L3), torch 2.13 CPU:
 
 - the products: torch's float32 CPU matmul (MKL) takes its AVX2 path on this AMD CPU
-  (torch.mm n = 4096: 205-224 GFLOP/s on 2 cores; oneDNN's AVX-512 product 428-464), and
-  batched ``torch.bmm`` on the engine's shapes ran at 100 GFLOP/s per core. The engine's
+  (torch.mm n = 4096: 205-238 GFLOP/s on 2 cores; oneDNN's AVX-512 product 428-479), and
+  batched ``torch.bmm`` on the engine's shapes ran at 100-111 GFLOP/s per core. The engine's
   products are AVX-512 kernels (``gangen/nn/_kernels.c``, compiled at first use; see
-  ``gangen.nn.native``): (4, 512, 64) @ (4, 64, 64) on one core 71 us = 237 GFLOP/s against
-  torch.bmm's 165 us = 101 GFLOP/s, and 453 GFLOP/s on two threads. The kernels also fuse
+  ``gangen.nn.native``): (4, 512, 64) @ (4, 64, 64) on one core 66 us = 253 GFLOP/s against
+  torch.bmm's 150 us = 111 GFLOP/s, and 470 GFLOP/s on two threads. The kernels also fuse
   the bias, the activation, its derivative, the bias gradient and Adam (fewer calls: each
   torch op costs a few microseconds of Python and dispatch, and holds the GIL that the two
   workers share). ``--matmul torch`` runs the engine on torch's products for comparison
@@ -49,8 +49,8 @@ Design choices, measured on this 2-core AMD EPYC (Zen 5, AVX-512; 2 MiB L2 per c
   mul + sum and 16 us for g^T A; the kernels use a dot-product loop per row;
 - cache budget per pass (``plan_chunks``): with torch's products 2.5 MiB (one core, m = 4096:
   width 64 best at 2048 rows, width 32 at 4096, 10-15% slower at twice or half); with the
-  kernels 10 MiB (fastest or within 6% of the fastest budget in 11 of 12 configurations,
-  budgets 1.25-20 MiB; larger chunks amortise the per-call cost);
+  kernels 10 MiB (fastest or within 4% of the fastest budget in 10 of 12 configurations,
+  budgets 1.25-20 MiB, the other two 10-15% under 20 MiB; larger chunks amortise the per-call cost);
 - parallelism: one worker thread per core, each training whole chunks with one-thread
   ops, against every op split over 2 OpenMP threads: 23-43 against 8-13 GFLOP/s with
   other processes on the machine (load ~3, 20 steps), where OpenMP's per-op barriers

@@ -90,10 +90,11 @@ __all__ = [
 DEFAULT_CPU_CACHE_BYTES = 5 * 2**19  # 2.5 MiB
 
 #: The same budget with the AVX-512 kernels (:mod:`gangen.nn.native`), whose products are
-#: 2.4x faster, so that the fixed cost per call weighs more and larger chunks pay. Measured on
+#: 2.3x faster, so that the fixed cost per call weighs more and larger chunks pay. Measured on
 #: the same machine (K = 64, d = 16, 50 steps, hidden (32, 32), (64, 64), (32, 64), m = 64 to
-#: 4096, budgets 1.25 to 20 MiB): 10 MiB was the fastest or within 6% of it in 11 of 12
-#: configurations (the twelfth, 32x64 at m = 256, 5% under its best at 20 MiB); 2.5 MiB was 18-60% slower.
+#: 4096, budgets 1.25 to 20 MiB): 10 MiB was the fastest or within 4% of it in 10 of 12
+#: configurations (32x64 at m = 256 and 4096: 15% and 10% under their best, at 20 MiB; in an
+#: earlier run of the same sweep 10 MiB was within 6% in 11 of 12); 2.5 MiB was 4-63% slower.
 NATIVE_CPU_CACHE_BYTES = 10 * 2**20
 
 #: Power iterations that initialise sigma(W) of spectrally normalised layers before training

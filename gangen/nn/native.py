@@ -12,8 +12,9 @@ for every member b of a chunk:
 ``_kernels.c``. Why the kernels: torch's float32 CPU products (MKL) take their AVX2 path on
 AMD processors, half the FMA width the cores have. Measured on the project's 2-core AMD
 EPYC (Zen 5) with one thread, chunk of 4 members, (512 x 64) @ (64 x 64): torch.bmm
-165 us = 101 GFLOP/s, the kernel 71 us = 237 GFLOP/s; the weight-gradient product 97 vs
-252 GFLOP/s (``benchmarks/ensemble.py`` measures the whole engine both ways).
+150 us = 111 GFLOP/s, the kernel 66 us = 253 GFLOP/s; the weight-gradient product 107 vs
+252 GFLOP/s; two threads together 470 GFLOP/s (``benchmarks/ensemble.py`` measures the
+whole engine both ways).
 
 The kernels are compiled at first use with the system C compiler (``$CC``, default ``cc``)
 into a per-user cache (``$GANGEN_CACHE_DIR``, else ``$XDG_CACHE_HOME/gangen`` or
